@@ -1,0 +1,190 @@
+//! Sign-up, log-in, token refresh, log-out, and who-am-I.
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::Json;
+use icehouse_api::auth::{LoginRequest, Me, Principal, RefreshRequest, SignupRequest, TokenResponse, User};
+use icehouse_api::{Problem, Role, TenantId, UserId};
+use uuid::Uuid;
+
+use crate::auth::context::request_id;
+use crate::auth::tokens::{hash_secret, new_secret};
+use crate::auth::{password, Actor, RequestContext};
+use crate::db::{self, users::TenantRow, Tx};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::ApiJson;
+use crate::state::AppState;
+
+const REFRESH_PREFIX: &str = "ihr_";
+
+/// Creates a tenant with the caller as its owner, and logs in.
+#[utoipa::path(
+    post, path = "/api/v1/auth/signup", tag = "auth",
+    request_body = SignupRequest,
+    responses(
+        (status = 201, body = TokenResponse),
+        (status = 409, description = "Tenant name or email taken", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields", body = Problem, content_type = "application/problem+json")
+    )
+)]
+pub async fn signup(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ApiJson(req): ApiJson<SignupRequest>,
+) -> ApiResult<(StatusCode, Json<TokenResponse>)> {
+    let hash = password::hash(req.password.clone()).await?;
+    let mut tx = db::begin_system(&state.pool).await?;
+    let tenant = db::users::insert_tenant(&mut tx, &req.tenant_name).await?;
+    let user = db::users::insert_user(&mut tx, &req.email, &hash).await?;
+    let tenant_id = TenantId::from_uuid(tenant.id);
+    let user_id = UserId::from_uuid(user.id);
+    db::users::insert_membership(&mut tx, tenant_id, user_id, Role::Owner).await?;
+    let ctx =
+        RequestContext { request_id: request_id(&headers), actor: Actor::User(user_id), tenant_id, role: Role::Owner };
+    let api_user = User::from(&user);
+    db::audit::record(&mut tx, &ctx, "tenant.create", "tenant", tenant.id, None::<&()>, Some(&api_user)).await?;
+    let response = session(&state, &mut tx, tenant, api_user, Role::Owner, Uuid::now_v7()).await?;
+    tx.commit().await?;
+    Ok((StatusCode::CREATED, Json(response)))
+}
+
+/// Logs in with email and password.
+#[utoipa::path(
+    post, path = "/api/v1/auth/login", tag = "auth",
+    request_body = LoginRequest,
+    responses(
+        (status = 200, body = TokenResponse),
+        (status = 401, description = "Wrong email or password", body = Problem, content_type = "application/problem+json")
+    )
+)]
+pub async fn login(
+    State(state): State<AppState>,
+    ApiJson(req): ApiJson<LoginRequest>,
+) -> ApiResult<Json<TokenResponse>> {
+    const WRONG: ApiError = ApiError::Unauthorized("wrong email or password");
+    let mut tx = db::begin_system(&state.pool).await?;
+    let user = db::users::user_by_email(&mut tx, &req.email).await?;
+    let ok = password::verify(req.password.clone(), user.as_ref().map(|u| u.password_hash.clone())).await?;
+    let Some(user) = user.filter(|_| ok) else { return Err(WRONG) };
+    let (tenant, role) =
+        db::users::login_membership(&mut tx, UserId::from_uuid(user.id), req.tenant_id).await?.ok_or(WRONG)?;
+    let role = db::users::parse_role(&role)?;
+    let response = session(&state, &mut tx, tenant, User::from(&user), role, Uuid::now_v7()).await?;
+    tx.commit().await?;
+    Ok(Json(response))
+}
+
+/// Exchanges a refresh token for a new session. Each refresh token works
+/// once; presenting a spent one again ends the whole session (it was stolen,
+/// or the client is broken) and answers 401.
+#[utoipa::path(
+    post, path = "/api/v1/auth/refresh", tag = "auth",
+    request_body = RefreshRequest,
+    responses(
+        (status = 200, body = TokenResponse),
+        (status = 401, description = "Unknown, expired, revoked or reused refresh token", body = Problem, content_type = "application/problem+json")
+    )
+)]
+pub async fn refresh(
+    State(state): State<AppState>,
+    ApiJson(req): ApiJson<RefreshRequest>,
+) -> ApiResult<Json<TokenResponse>> {
+    let mut tx = db::begin_system(&state.pool).await?;
+    let token = db::tokens::refresh_for_update(&mut tx, &hash_secret(&req.refresh_token))
+        .await?
+        .ok_or(ApiError::Unauthorized("invalid refresh token"))?;
+    if token.revoked_at.is_some() {
+        return Err(ApiError::Unauthorized("this session has ended; log in again"));
+    }
+    if token.used_at.is_some() {
+        db::tokens::revoke_family(&mut tx, token.family_id).await?;
+        tx.commit().await?;
+        tracing::warn!(family = %token.family_id, "refresh token reused; session revoked");
+        return Err(ApiError::Unauthorized("refresh token reused; the session has been ended"));
+    }
+    if token.expires_at <= chrono::Utc::now() {
+        return Err(ApiError::Unauthorized("refresh token expired; log in again"));
+    }
+    let user_id = UserId::from_uuid(token.user_id);
+    let tenant_id = TenantId::from_uuid(token.tenant_id);
+    let (tenant, role) = db::users::login_membership(&mut tx, user_id, Some(tenant_id))
+        .await?
+        .ok_or(ApiError::Unauthorized("no longer a member of this tenant"))?;
+    let user =
+        db::users::user_by_id(&mut tx, user_id).await?.ok_or(ApiError::Unauthorized("the account no longer exists"))?;
+    db::tokens::mark_refresh_used(&mut tx, token.id).await?;
+    let role = db::users::parse_role(&role)?;
+    let response = session(&state, &mut tx, tenant, User::from(&user), role, token.family_id).await?;
+    tx.commit().await?;
+    Ok(Json(response))
+}
+
+/// Ends the session the refresh token belongs to. Always answers 204.
+#[utoipa::path(
+    post, path = "/api/v1/auth/logout", tag = "auth",
+    request_body = RefreshRequest,
+    responses((status = 204, description = "Logged out"))
+)]
+pub async fn logout(State(state): State<AppState>, ApiJson(req): ApiJson<RefreshRequest>) -> ApiResult<StatusCode> {
+    let mut tx = db::begin_system(&state.pool).await?;
+    if let Some(token) = db::tokens::refresh_for_update(&mut tx, &hash_secret(&req.refresh_token)).await? {
+        db::tokens::revoke_family(&mut tx, token.family_id).await?;
+    }
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The caller, their tenant and role.
+#[utoipa::path(
+    get, path = "/api/v1/me", tag = "auth",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, body = Me),
+        (status = 401, body = Problem, content_type = "application/problem+json")
+    )
+)]
+pub async fn me(State(state): State<AppState>, ctx: RequestContext) -> ApiResult<Json<Me>> {
+    let mut tx = db::begin_tenant(&state.pool, ctx.tenant_id).await?;
+    let tenant = db::users::tenant(&mut tx, ctx.tenant_id).await?.ok_or(ApiError::NotFound("tenant"))?;
+    let principal = match &ctx.actor {
+        Actor::User(id) => {
+            let user = db::users::user_by_id(&mut tx, *id).await?.ok_or(ApiError::NotFound("user"))?;
+            Principal::User { id: *id, email: user.email }
+        }
+        Actor::ApiToken { id, .. } => {
+            let name: String = sqlx::query_scalar("SELECT name FROM api_tokens WHERE tenant_id = $1 AND id = $2")
+                .bind(ctx.tenant_id.as_uuid())
+                .bind(id.as_uuid())
+                .fetch_one(&mut *tx)
+                .await?;
+            Principal::ApiToken { id: *id, name }
+        }
+    };
+    tx.commit().await?;
+    Ok(Json(Me { principal, tenant: tenant.into(), role: ctx.role }))
+}
+
+/// A fresh access token and a refresh token in `family`.
+async fn session(
+    state: &AppState,
+    tx: &mut Tx,
+    tenant: TenantRow,
+    user: User,
+    role: Role,
+    family: Uuid,
+) -> ApiResult<TokenResponse> {
+    let tenant_id = TenantId::from_uuid(tenant.id);
+    let (refresh_token, hash) = new_secret(REFRESH_PREFIX);
+    let ttl = state.config.auth.refresh_token_ttl_secs;
+    db::tokens::insert_refresh(tx, tenant_id, user.id, family, &hash, ttl).await?;
+    let access_token = state.jwt.issue(user.id.as_uuid(), tenant.id)?;
+    Ok(TokenResponse {
+        access_token,
+        token_type: "Bearer".into(),
+        expires_in: state.jwt.ttl_secs,
+        refresh_token,
+        tenant: tenant.into(),
+        user,
+        role,
+    })
+}

@@ -1,0 +1,239 @@
+//! Kafka connections: CRUD, a live connection test, and topic listing.
+
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use icehouse_api::connections::{
+    Connection, ConnectionSettings, ConnectionTestResult, CreateConnectionRequest, TopicList, UpdateConnectionRequest,
+};
+use icehouse_api::pagination::{ListParams, Page};
+use icehouse_api::{ConnectionId, Problem, Role};
+use icehouse_workers::kafka::{self, KafkaSettings};
+
+use crate::auth::RequestContext;
+use crate::db::{self, connections::ConnectionRow, PageRequest};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{ApiJson, ApiPath, ApiQuery};
+use crate::state::AppState;
+
+#[utoipa::path(
+    get, path = "/api/v1/connections", tag = "connections", security(("bearer" = [])),
+    params(ListParams),
+    responses((status = 200, body = Page<Connection>), (status = 401, body = Problem, content_type = "application/problem+json"))
+)]
+pub async fn list(
+    State(state): State<AppState>,
+    ctx: RequestContext,
+    ApiQuery(params): ApiQuery<ListParams>,
+) -> ApiResult<Json<Page<Connection>>> {
+    ctx.require(Role::Viewer)?;
+    let page = PageRequest::from_params(&params)?;
+    let mut tx = db::begin_tenant(&state.pool, ctx.tenant_id).await?;
+    let rows = db::connections::list(&mut tx, ctx.tenant_id, page.after, page.limit).await?;
+    tx.commit().await?;
+    let (rows, next_cursor) = page.finish(rows, |r| r.id);
+    let items = rows.iter().map(ConnectionRow::to_api).collect::<anyhow::Result<_>>()?;
+    Ok(Json(Page { items, next_cursor }))
+}
+
+#[utoipa::path(
+    post, path = "/api/v1/connections", tag = "connections", security(("bearer" = [])),
+    request_body = CreateConnectionRequest,
+    responses(
+        (status = 201, body = Connection),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Name taken", body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json")
+    )
+)]
+pub async fn create(
+    State(state): State<AppState>,
+    ctx: RequestContext,
+    ApiJson(req): ApiJson<CreateConnectionRequest>,
+) -> ApiResult<(StatusCode, Json<Connection>)> {
+    ctx.require(Role::Editor)?;
+    let row = ConnectionRow {
+        id: uuid::Uuid::nil(),
+        tenant_id: ctx.tenant_id.as_uuid(),
+        name: req.name,
+        bootstrap_servers: req.bootstrap_servers,
+        security_protocol: req.security_protocol.as_str().into(),
+        sasl_mechanism: req.sasl_mechanism.map(|m| m.as_str().into()),
+        sasl_username: req.sasl_username,
+        sasl_password_enc: req.sasl_password.as_deref().map(|p| state.secrets.seal(p)).transpose()?,
+        created_at: Default::default(),
+        updated_at: Default::default(),
+    };
+    let mut tx = db::begin_tenant(&state.pool, ctx.tenant_id).await?;
+    let connection = db::connections::insert(&mut tx, ctx.tenant_id, &row).await?.to_api()?;
+    db::audit::record(&mut tx, &ctx, "connection.create", "connection", connection.id, None::<&()>, Some(&connection))
+        .await?;
+    tx.commit().await?;
+    Ok((StatusCode::CREATED, Json(connection)))
+}
+
+#[utoipa::path(
+    get, path = "/api/v1/connections/{connection_id}", tag = "connections", security(("bearer" = [])),
+    params(("connection_id" = ConnectionId, Path)),
+    responses((status = 200, body = Connection), (status = 404, body = Problem, content_type = "application/problem+json"))
+)]
+pub async fn get(
+    State(state): State<AppState>,
+    ctx: RequestContext,
+    ApiPath(id): ApiPath<ConnectionId>,
+) -> ApiResult<Json<Connection>> {
+    ctx.require(Role::Viewer)?;
+    let row = load(&state, &ctx, id).await?;
+    Ok(Json(row.to_api()?))
+}
+
+#[utoipa::path(
+    patch, path = "/api/v1/connections/{connection_id}", tag = "connections", security(("bearer" = [])),
+    params(("connection_id" = ConnectionId, Path)),
+    request_body = UpdateConnectionRequest,
+    responses(
+        (status = 200, body = Connection),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json")
+    )
+)]
+pub async fn update(
+    State(state): State<AppState>,
+    ctx: RequestContext,
+    ApiPath(id): ApiPath<ConnectionId>,
+    ApiJson(req): ApiJson<UpdateConnectionRequest>,
+) -> ApiResult<Json<Connection>> {
+    ctx.require(Role::Editor)?;
+    let mut tx = db::begin_tenant(&state.pool, ctx.tenant_id).await?;
+    let old = db::connections::get(&mut tx, ctx.tenant_id, id, true).await?.ok_or(ApiError::NotFound("connection"))?;
+    let before = old.to_api()?;
+    let protocol = req.security_protocol.unwrap_or(before.security_protocol);
+    // Leaving SASL drops its settings; otherwise absent fields keep their value.
+    let keep = protocol.uses_sasl();
+    let mechanism = req.sasl_mechanism.or(if keep { before.sasl_mechanism } else { None });
+    let username = req.sasl_username.clone().or(if keep { before.sasl_username.clone() } else { None });
+    let keeps_password = keep && old.sasl_password_enc.is_some();
+    let settings = ConnectionSettings {
+        name: req.name.as_deref().unwrap_or(&before.name),
+        bootstrap_servers: req.bootstrap_servers.as_deref().unwrap_or(&before.bootstrap_servers),
+        security_protocol: protocol,
+        sasl_mechanism: mechanism,
+        sasl_username: username.as_deref(),
+        new_sasl_password: req.sasl_password.as_deref(),
+        sasl_password_set: req.sasl_password.is_some() || keeps_password,
+    };
+    settings.validate().map_err(ApiError::Validation)?;
+    let password = match &req.sasl_password {
+        Some(p) => Some(state.secrets.seal(p)?),
+        None if keeps_password => old.sasl_password_enc.clone(),
+        None => None,
+    };
+    let row = ConnectionRow {
+        name: settings.name.to_string(),
+        bootstrap_servers: settings.bootstrap_servers.to_vec(),
+        security_protocol: protocol.as_str().into(),
+        sasl_mechanism: mechanism.map(|m| m.as_str().into()),
+        sasl_username: username,
+        sasl_password_enc: password,
+        ..old
+    };
+    let after = db::connections::update(&mut tx, ctx.tenant_id, &row).await?.to_api()?;
+    db::audit::record(&mut tx, &ctx, "connection.update", "connection", id, Some(&before), Some(&after)).await?;
+    tx.commit().await?;
+    Ok(Json(after))
+}
+
+#[utoipa::path(
+    delete, path = "/api/v1/connections/{connection_id}", tag = "connections", security(("bearer" = [])),
+    params(("connection_id" = ConnectionId, Path)),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Used by a pipeline", body = Problem, content_type = "application/problem+json")
+    )
+)]
+pub async fn delete(
+    State(state): State<AppState>,
+    ctx: RequestContext,
+    ApiPath(id): ApiPath<ConnectionId>,
+) -> ApiResult<StatusCode> {
+    ctx.require(Role::Editor)?;
+    let mut tx = db::begin_tenant(&state.pool, ctx.tenant_id).await?;
+    let before =
+        db::connections::get(&mut tx, ctx.tenant_id, id, true).await?.ok_or(ApiError::NotFound("connection"))?;
+    db::connections::delete(&mut tx, ctx.tenant_id, id).await?;
+    db::audit::record(&mut tx, &ctx, "connection.delete", "connection", id, Some(&before.to_api()?), None::<&()>)
+        .await?;
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Connects to the cluster now and reports brokers and topics, or why it
+/// could not (a `failed` status with a typed kind; the call itself succeeds).
+#[utoipa::path(
+    post, path = "/api/v1/connections/{connection_id}/test", tag = "connections", security(("bearer" = [])),
+    params(("connection_id" = ConnectionId, Path)),
+    responses((status = 200, body = ConnectionTestResult), (status = 404, body = Problem, content_type = "application/problem+json"))
+)]
+pub async fn test(
+    State(state): State<AppState>,
+    ctx: RequestContext,
+    ApiPath(id): ApiPath<ConnectionId>,
+) -> ApiResult<Json<ConnectionTestResult>> {
+    ctx.require(Role::Viewer)?;
+    let row = load(&state, &ctx, id).await?;
+    let settings = kafka_settings(&state, &row)?;
+    let result = kafka::probe(settings, probe_timeout(&state)).await;
+    Ok(Json(result))
+}
+
+/// The cluster's topics with their partition counts (live).
+#[utoipa::path(
+    get, path = "/api/v1/connections/{connection_id}/topics", tag = "connections", security(("bearer" = [])),
+    params(("connection_id" = ConnectionId, Path)),
+    responses(
+        (status = 200, body = TopicList),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 502, description = "The cluster could not be used; `kind` says why", body = Problem, content_type = "application/problem+json")
+    )
+)]
+pub async fn topics(
+    State(state): State<AppState>,
+    ctx: RequestContext,
+    ApiPath(id): ApiPath<ConnectionId>,
+) -> ApiResult<Json<TopicList>> {
+    ctx.require(Role::Viewer)?;
+    let row = load(&state, &ctx, id).await?;
+    let settings = kafka_settings(&state, &row)?;
+    match kafka::probe(settings, probe_timeout(&state)).await {
+        ConnectionTestResult::Ok { topics, .. } => Ok(Json(TopicList { topics })),
+        ConnectionTestResult::Failed { failure, .. } => {
+            Err(ApiError::Kafka { kind: failure.kind, message: failure.message })
+        }
+    }
+}
+
+async fn load(state: &AppState, ctx: &RequestContext, id: ConnectionId) -> ApiResult<ConnectionRow> {
+    let mut tx = db::begin_tenant(&state.pool, ctx.tenant_id).await?;
+    let row = db::connections::get(&mut tx, ctx.tenant_id, id, false).await?.ok_or(ApiError::NotFound("connection"))?;
+    tx.commit().await?;
+    Ok(row)
+}
+
+fn probe_timeout(state: &AppState) -> Duration {
+    Duration::from_millis(state.config.kafka.probe_timeout_ms)
+}
+
+/// The settings with the password unsealed, for the moment of use.
+pub fn kafka_settings(state: &AppState, row: &ConnectionRow) -> ApiResult<KafkaSettings> {
+    Ok(KafkaSettings {
+        bootstrap_servers: row.bootstrap_servers.clone(),
+        security_protocol: row.protocol()?,
+        sasl_mechanism: row.mechanism()?,
+        sasl_username: row.sasl_username.clone(),
+        sasl_password: row.sasl_password_enc.as_deref().map(|p| state.secrets.open(p)).transpose()?,
+    })
+}

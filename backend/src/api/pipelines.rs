@@ -1,0 +1,234 @@
+//! Pipelines: create, list, get, update, delete, pause and resume.
+//!
+//! This records what should run. Running it (workers, leases, commits) is
+//! the data plane's job and arrives with the ingestion work.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use icehouse_api::pagination::{ListParams, Page};
+use icehouse_api::pipelines::{CreatePipelineRequest, DesiredState, Pipeline, UpdatePipelineRequest};
+use icehouse_api::{PipelineId, Problem, Role};
+use sqlx::types::Json as SqlJson;
+
+use crate::auth::RequestContext;
+use crate::db::{self, pipelines::to_text, pipelines::PipelineRow, PageRequest};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{ApiJson, ApiPath, ApiQuery};
+use crate::state::AppState;
+
+#[utoipa::path(
+    get, path = "/api/v1/pipelines", tag = "pipelines", security(("bearer" = [])),
+    params(ListParams),
+    responses((status = 200, body = Page<Pipeline>), (status = 401, body = Problem, content_type = "application/problem+json"))
+)]
+pub async fn list(
+    State(state): State<AppState>,
+    ctx: RequestContext,
+    ApiQuery(params): ApiQuery<ListParams>,
+) -> ApiResult<Json<Page<Pipeline>>> {
+    ctx.require(Role::Viewer)?;
+    let page = PageRequest::from_params(&params)?;
+    let mut tx = db::begin_tenant(&state.pool, ctx.tenant_id).await?;
+    let rows = db::pipelines::list(&mut tx, ctx.tenant_id, page.after, page.limit).await?;
+    tx.commit().await?;
+    let (rows, next_cursor) = page.finish(rows, |r| r.id);
+    let items = rows.iter().map(PipelineRow::to_api).collect::<anyhow::Result<_>>()?;
+    Ok(Json(Page { items, next_cursor }))
+}
+
+#[utoipa::path(
+    post, path = "/api/v1/pipelines", tag = "pipelines", security(("bearer" = [])),
+    request_body = CreatePipelineRequest,
+    responses(
+        (status = 201, body = Pipeline),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Name or table taken", body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json")
+    )
+)]
+pub async fn create(
+    State(state): State<AppState>,
+    ctx: RequestContext,
+    ApiJson(req): ApiJson<CreatePipelineRequest>,
+) -> ApiResult<(StatusCode, Json<Pipeline>)> {
+    ctx.require(Role::Editor)?;
+    let mut tx = db::begin_tenant(&state.pool, ctx.tenant_id).await?;
+    let connection = db::connections::get(&mut tx, ctx.tenant_id, req.connection_id, false).await?;
+    let destination = db::destinations::get(&mut tx, ctx.tenant_id, req.destination_id, false).await?;
+    let mut missing = Vec::new();
+    if connection.is_none() {
+        missing.push(icehouse_api::FieldError::new("connection_id", "no such connection"));
+    }
+    let Some(destination) = destination else {
+        missing.push(icehouse_api::FieldError::new("destination_id", "no such destination"));
+        return Err(ApiError::Validation(missing));
+    };
+    if !missing.is_empty() {
+        return Err(ApiError::Validation(missing));
+    }
+    let row = PipelineRow {
+        id: uuid::Uuid::nil(),
+        tenant_id: ctx.tenant_id.as_uuid(),
+        name: req.name,
+        connection_id: req.connection_id.as_uuid(),
+        topic: req.topic,
+        destination_id: req.destination_id.as_uuid(),
+        namespace: req.namespace.unwrap_or(destination.default_namespace),
+        table_name: req.table_name,
+        format: to_text(&req.format),
+        mapping: SqlJson(req.mapping),
+        partition_by: SqlJson(req.partition_by),
+        start_position: to_text(&req.start_position),
+        flush_interval_ms: req.flush_interval_ms as i32,
+        desired_state: to_text(&req.desired_state),
+        created_at: Default::default(),
+        updated_at: Default::default(),
+    };
+    let pipeline = db::pipelines::insert(&mut tx, ctx.tenant_id, &row).await?.to_api()?;
+    db::audit::record(&mut tx, &ctx, "pipeline.create", "pipeline", pipeline.id, None::<&()>, Some(&pipeline)).await?;
+    tx.commit().await?;
+    Ok((StatusCode::CREATED, Json(pipeline)))
+}
+
+#[utoipa::path(
+    get, path = "/api/v1/pipelines/{pipeline_id}", tag = "pipelines", security(("bearer" = [])),
+    params(("pipeline_id" = PipelineId, Path)),
+    responses((status = 200, body = Pipeline), (status = 404, body = Problem, content_type = "application/problem+json"))
+)]
+pub async fn get(
+    State(state): State<AppState>,
+    ctx: RequestContext,
+    ApiPath(id): ApiPath<PipelineId>,
+) -> ApiResult<Json<Pipeline>> {
+    ctx.require(Role::Viewer)?;
+    let mut tx = db::begin_tenant(&state.pool, ctx.tenant_id).await?;
+    let row = db::pipelines::get(&mut tx, ctx.tenant_id, id, false).await?.ok_or(ApiError::NotFound("pipeline"))?;
+    tx.commit().await?;
+    Ok(Json(row.to_api()?))
+}
+
+#[utoipa::path(
+    patch, path = "/api/v1/pipelines/{pipeline_id}", tag = "pipelines", security(("bearer" = [])),
+    params(("pipeline_id" = PipelineId, Path)),
+    request_body = UpdatePipelineRequest,
+    responses(
+        (status = 200, body = Pipeline),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json")
+    )
+)]
+pub async fn update(
+    State(state): State<AppState>,
+    ctx: RequestContext,
+    ApiPath(id): ApiPath<PipelineId>,
+    ApiJson(req): ApiJson<UpdatePipelineRequest>,
+) -> ApiResult<Json<Pipeline>> {
+    ctx.require(Role::Editor)?;
+    change(&state, &ctx, id, "pipeline.update", |row| {
+        if let Some(name) = req.name {
+            row.name = name;
+        }
+        if let Some(mapping) = req.mapping {
+            let partitioned = row.partition_by.0.iter().find(|p| !mapping.columns.iter().any(|c| c.name == p.column));
+            if let Some(p) = partitioned {
+                return Err(ApiError::field(
+                    "mapping.columns",
+                    format!("the table is partitioned by `{}`, which the mapping must keep", p.column),
+                ));
+            }
+            row.mapping = SqlJson(mapping);
+        }
+        if let Some(ms) = req.flush_interval_ms {
+            row.flush_interval_ms = ms as i32;
+        }
+        if let Some(desired) = req.desired_state {
+            row.desired_state = to_text(&desired);
+        }
+        Ok(())
+    })
+    .await
+    .map(Json)
+}
+
+#[utoipa::path(
+    delete, path = "/api/v1/pipelines/{pipeline_id}", tag = "pipelines", security(("bearer" = [])),
+    params(("pipeline_id" = PipelineId, Path)),
+    responses((status = 204, description = "Deleted"), (status = 404, body = Problem, content_type = "application/problem+json"))
+)]
+pub async fn delete(
+    State(state): State<AppState>,
+    ctx: RequestContext,
+    ApiPath(id): ApiPath<PipelineId>,
+) -> ApiResult<StatusCode> {
+    ctx.require(Role::Editor)?;
+    let mut tx = db::begin_tenant(&state.pool, ctx.tenant_id).await?;
+    let before = db::pipelines::get(&mut tx, ctx.tenant_id, id, true).await?.ok_or(ApiError::NotFound("pipeline"))?;
+    db::pipelines::delete(&mut tx, ctx.tenant_id, id).await?;
+    db::audit::record(&mut tx, &ctx, "pipeline.delete", "pipeline", id, Some(&before.to_api()?), None::<&()>).await?;
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Stops ingestion after the current commit; nothing is lost.
+#[utoipa::path(
+    post, path = "/api/v1/pipelines/{pipeline_id}/pause", tag = "pipelines", security(("bearer" = [])),
+    params(("pipeline_id" = PipelineId, Path)),
+    responses((status = 200, body = Pipeline), (status = 404, body = Problem, content_type = "application/problem+json"))
+)]
+pub async fn pause(
+    State(state): State<AppState>,
+    ctx: RequestContext,
+    ApiPath(id): ApiPath<PipelineId>,
+) -> ApiResult<Json<Pipeline>> {
+    set_state(&state, &ctx, id, DesiredState::Paused, "pipeline.pause").await
+}
+
+/// Resumes ingestion from where it stopped.
+#[utoipa::path(
+    post, path = "/api/v1/pipelines/{pipeline_id}/resume", tag = "pipelines", security(("bearer" = [])),
+    params(("pipeline_id" = PipelineId, Path)),
+    responses((status = 200, body = Pipeline), (status = 404, body = Problem, content_type = "application/problem+json"))
+)]
+pub async fn resume(
+    State(state): State<AppState>,
+    ctx: RequestContext,
+    ApiPath(id): ApiPath<PipelineId>,
+) -> ApiResult<Json<Pipeline>> {
+    set_state(&state, &ctx, id, DesiredState::Running, "pipeline.resume").await
+}
+
+async fn set_state(
+    state: &AppState,
+    ctx: &RequestContext,
+    id: PipelineId,
+    desired: DesiredState,
+    action: &str,
+) -> ApiResult<Json<Pipeline>> {
+    ctx.require(Role::Editor)?;
+    change(state, ctx, id, action, |row| {
+        row.desired_state = to_text(&desired);
+        Ok(())
+    })
+    .await
+    .map(Json)
+}
+
+/// Loads the pipeline locked, applies `edit`, stores and audits it.
+async fn change(
+    state: &AppState,
+    ctx: &RequestContext,
+    id: PipelineId,
+    action: &str,
+    edit: impl FnOnce(&mut PipelineRow) -> ApiResult<()>,
+) -> ApiResult<Pipeline> {
+    let mut tx = db::begin_tenant(&state.pool, ctx.tenant_id).await?;
+    let mut row = db::pipelines::get(&mut tx, ctx.tenant_id, id, true).await?.ok_or(ApiError::NotFound("pipeline"))?;
+    let before = row.to_api()?;
+    edit(&mut row)?;
+    let after = db::pipelines::update(&mut tx, ctx.tenant_id, &row).await?.to_api()?;
+    db::audit::record(&mut tx, &ctx.clone(), action, "pipeline", id, Some(&before), Some(&after)).await?;
+    tx.commit().await?;
+    Ok(after)
+}

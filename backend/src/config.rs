@@ -1,0 +1,177 @@
+//! Configuration, loaded once: defaults → optional TOML file → `ICEHOUSE__…`
+//! environment variables (`ICEHOUSE__DATABASE__URL` sets `database.url`).
+//!
+//! The two keys (JWT signing, secrets encryption) have no defaults: `serve`
+//! refuses to start without them, `dev` generates them once into a local,
+//! git-ignored file so that a restart keeps sessions and stored secrets.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use base64::Engine;
+use rand::RngCore;
+use serde::Deserialize;
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default)]
+pub struct Config {
+    pub http: HttpConfig,
+    pub database: DatabaseConfig,
+    pub auth: AuthConfig,
+    pub secrets: SecretsConfig,
+    pub kafka: KafkaConfig,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default)]
+pub struct HttpConfig {
+    pub bind: SocketAddr,
+    /// Upper bound on the handling time of one request.
+    pub request_timeout_secs: u64,
+    pub max_body_bytes: usize,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default)]
+pub struct DatabaseConfig {
+    pub url: String,
+    pub max_connections: u32,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default)]
+pub struct AuthConfig {
+    /// HS256 signing key for access tokens, base64, at least 32 bytes.
+    pub jwt_secret: Option<String>,
+    pub access_token_ttl_secs: u64,
+    pub refresh_token_ttl_secs: u64,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct SecretsConfig {
+    /// AES-256-GCM key for secrets at rest, base64 of exactly 32 bytes.
+    pub master_key: Option<String>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default)]
+pub struct KafkaConfig {
+    /// Bound on a connection test or topic listing.
+    pub probe_timeout_ms: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            http: HttpConfig::default(),
+            database: DatabaseConfig::default(),
+            auth: AuthConfig::default(),
+            secrets: SecretsConfig::default(),
+            kafka: KafkaConfig::default(),
+        }
+    }
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self { bind: SocketAddr::from(([127, 0, 0, 1], 8080)), request_timeout_secs: 30, max_body_bytes: 1024 * 1024 }
+    }
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self { url: "postgres://icehouse:icehouse@127.0.0.1:54329/icehouse".into(), max_connections: 32 }
+    }
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self { jwt_secret: None, access_token_ttl_secs: 15 * 60, refresh_token_ttl_secs: 30 * 24 * 3600 }
+    }
+}
+
+impl Default for KafkaConfig {
+    fn default() -> Self {
+        Self { probe_timeout_ms: 5000 }
+    }
+}
+
+impl Config {
+    /// Loads defaults, then `file` (if any), then `extra` (the dev key file,
+    /// if any), then the environment.
+    pub fn load(file: Option<&Path>, extra: Option<&Path>) -> anyhow::Result<Config> {
+        let mut builder = config::Config::builder();
+        if let Some(file) = file {
+            builder = builder.add_source(config::File::from(file).required(true));
+        }
+        if let Some(extra) = extra {
+            builder = builder.add_source(config::File::from(extra).required(false));
+        }
+        builder = builder.add_source(
+            config::Environment::with_prefix("ICEHOUSE").prefix_separator("__").separator("__").try_parsing(true),
+        );
+        let config: Config =
+            builder.build().context("reading configuration")?.try_deserialize().context("invalid configuration")?;
+        Ok(config)
+    }
+
+    /// The keys, or an error that says which one is missing.
+    pub fn keys(&self) -> anyhow::Result<(Vec<u8>, [u8; 32])> {
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let Some(jwt) = &self.auth.jwt_secret else {
+            bail!("auth.jwt_secret is not set (ICEHOUSE__AUTH__JWT_SECRET: base64 of at least 32 random bytes)");
+        };
+        let jwt = b64.decode(jwt.trim()).context("auth.jwt_secret is not base64")?;
+        if jwt.len() < 32 {
+            bail!("auth.jwt_secret must be at least 32 bytes");
+        }
+        let Some(master) = &self.secrets.master_key else {
+            bail!("secrets.master_key is not set (ICEHOUSE__SECRETS__MASTER_KEY: base64 of 32 random bytes)");
+        };
+        let master: [u8; 32] = b64
+            .decode(master.trim())
+            .context("secrets.master_key is not base64")?
+            .try_into()
+            .map_err(|_| anyhow::anyhow!("secrets.master_key must be exactly 32 bytes"))?;
+        Ok((jwt, master))
+    }
+}
+
+/// Makes sure the dev key file exists (0600), generating fresh keys once.
+pub fn ensure_dev_keys(path: &Path) -> anyhow::Result<PathBuf> {
+    if path.exists() {
+        return Ok(path.to_path_buf());
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let mut jwt = [0u8; 48];
+    let mut master = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut jwt);
+    rand::rngs::OsRng.fill_bytes(&mut master);
+    let text = format!(
+        "# Generated by `icehouse dev` on first run. Keep it out of version control.\n\
+         [auth]\njwt_secret = \"{}\"\n\n[secrets]\nmaster_key = \"{}\"\n",
+        b64.encode(jwt),
+        b64.encode(master)
+    );
+    write_private(path, &text).with_context(|| format!("writing {}", path.display()))?;
+    tracing::info!(path = %path.display(), "generated development keys");
+    Ok(path.to_path_buf())
+}
+
+#[cfg(unix)]
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
+    f.write_all(text.as_bytes())
+}
+
+#[cfg(not(unix))]
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    std::fs::write(path, text)
+}

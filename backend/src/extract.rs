@@ -1,0 +1,151 @@
+//! Extractors whose rejections are problem+json like every other error:
+//! a JSON body (parsed with the path of the failing field, then validated),
+//! path parameters and query strings.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::header::CONTENT_TYPE;
+use axum::http::request::Parts;
+use icehouse_api::{FieldError, Validate};
+use serde::de::DeserializeOwned;
+
+use crate::error::ApiError;
+
+/// A JSON request body, deserialized strictly and then validated.
+pub struct ApiJson<T>(pub T);
+
+impl<S, T> FromRequest<S> for ApiJson<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned + Validate,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let is_json = req
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .is_some_and(|mime| {
+                let mime = mime.trim();
+                mime.eq_ignore_ascii_case("application/json")
+                    || (mime.starts_with("application/") && mime.ends_with("+json"))
+            });
+        if !is_json {
+            return Err(ApiError::UnsupportedMediaType);
+        }
+        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+            if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::PayloadTooLarge
+            } else {
+                ApiError::BadRequest { detail: "could not read the request body".into(), errors: vec![] }
+            }
+        })?;
+        let value = parse_json::<T>(&bytes)?;
+        value.validate().map_err(ApiError::Validation)?;
+        Ok(ApiJson(value))
+    }
+}
+
+/// Parses JSON, naming the offending field in the error.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let de = &mut serde_json::Deserializer::from_slice(bytes);
+    let result: Result<T, _> = serde_path_to_error::deserialize(de);
+    let err = match result {
+        Ok(value) => return Ok(value),
+        Err(err) => err,
+    };
+    let inner = err.inner();
+    let message = inner.to_string();
+    let path = err.path().to_string();
+    let base = if path == "." { String::new() } else { path };
+    // serde names the missing or unknown field in backticks; the path stops at its parent.
+    let named = message.split('`').nth(1).map(str::to_string);
+    let (field, text) = if message.starts_with("missing field") {
+        (join(&base, named.as_deref()), "is required".to_string())
+    } else if message.starts_with("unknown field") {
+        (join(&base, named.as_deref()), "is not a known field".to_string())
+    } else if inner.is_syntax() || inner.is_eof() {
+        return Err(ApiError::BadRequest { detail: format!("the body is not valid JSON: {message}"), errors: vec![] });
+    } else {
+        (if base.is_empty() { "body".into() } else { base }, strip_position(&message))
+    };
+    Err(ApiError::BadRequest { detail: format!("{field}: {text}"), errors: vec![FieldError::new(field, text)] })
+}
+
+fn join(base: &str, name: Option<&str>) -> String {
+    // For an unknown field the path already ends at the field itself.
+    if let Some(name) = name {
+        if base == name || base.ends_with(&format!(".{name}")) {
+            return base.to_string();
+        }
+    }
+    match (base.is_empty(), name) {
+        (_, None) => {
+            if base.is_empty() {
+                "body".into()
+            } else {
+                base.into()
+            }
+        }
+        (true, Some(name)) => name.into(),
+        (false, Some(name)) => format!("{base}.{name}"),
+    }
+}
+
+fn strip_position(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(i) => message[..i].to_string(),
+        None => message.to_string(),
+    }
+}
+
+/// Path parameters; an id that does not parse names nothing that exists: 404.
+pub struct ApiPath<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for ApiPath<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned + Send,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Path(v)| ApiPath(v))
+            .map_err(|_| ApiError::NotFound("resource"))
+    }
+}
+
+/// A query string, parsed strictly.
+pub struct ApiQuery<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for ApiQuery<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned + Send,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let query = parts.uri.query().unwrap_or_default();
+        let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+        serde_path_to_error::deserialize(de).map(ApiQuery).map_err(|err| {
+            let message = err.inner().to_string();
+            let path = err.path().to_string();
+            let field = match message.split('`').nth(1) {
+                Some(name) if message.starts_with("unknown field") => name.to_string(),
+                _ if path != "." => path,
+                _ => "query".to_string(),
+            };
+            let text = if message.starts_with("unknown field") {
+                "is not a known query parameter".to_string()
+            } else {
+                message
+            };
+            ApiError::BadRequest { detail: format!("{field}: {text}"), errors: vec![FieldError::new(field, text)] }
+        })
+    }
+}

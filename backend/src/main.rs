@@ -1,0 +1,95 @@
+//! `icehouse`: the control-plane binary.
+//!
+//! - `icehouse serve [--config FILE]`: API and scheduler; keys must be configured.
+//! - `icehouse dev [--config FILE]`: the same on one machine with local
+//!   defaults; generates its keys into `.icehouse/dev-keys.toml` on first run.
+//! - `icehouse openapi`: prints the OpenAPI document.
+//! - `icehouse migrate`: brings the database schema up to date and exits.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context};
+use icehouse_backend::config::{ensure_dev_keys, Config};
+use icehouse_backend::state::AppState;
+use tracing_subscriber::EnvFilter;
+
+const USAGE: &str = "usage: icehouse <serve|dev|migrate|openapi> [--config FILE]";
+
+#[tokio::main]
+async fn main() {
+    if let Err(err) = run().await {
+        eprintln!("icehouse: {err:#}");
+        std::process::exit(1);
+    }
+}
+
+async fn run() -> anyhow::Result<()> {
+    let mut args = std::env::args().skip(1);
+    let command = args.next().unwrap_or_default();
+    let mut config_file: Option<PathBuf> = std::env::var_os("ICEHOUSE_CONFIG").map(PathBuf::from);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--config" => config_file = Some(args.next().context("--config needs a file")?.into()),
+            other => bail!("unknown argument `{other}`\n{USAGE}"),
+        }
+    }
+
+    match command.as_str() {
+        "openapi" => {
+            println!("{}", serde_json::to_string_pretty(&icehouse_backend::openapi())?);
+            Ok(())
+        }
+        "migrate" => {
+            init_tracing();
+            let config = Config::load(config_file.as_deref(), None)?;
+            icehouse_backend::connect(&config.database.url, 2).await?;
+            println!("migrations applied");
+            Ok(())
+        }
+        "serve" => {
+            init_tracing();
+            let config = Config::load(config_file.as_deref(), None)?;
+            serve(config).await
+        }
+        "dev" => {
+            init_tracing();
+            let keys = ensure_dev_keys(&PathBuf::from(".icehouse/dev-keys.toml"))?;
+            let config = Config::load(config_file.as_deref(), Some(&keys))?;
+            serve(config).await
+        }
+        _ => bail!(USAGE),
+    }
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    config.keys()?;
+    let pool = icehouse_backend::connect(&config.database.url, config.database.max_connections).await?;
+    let listener = tokio::net::TcpListener::bind(config.http.bind)
+        .await
+        .with_context(|| format!("binding {}", config.http.bind))?;
+    let addr = listener.local_addr()?;
+    let app = icehouse_backend::router(AppState::new(pool, config)?);
+    println!(
+        "Icehouse is running at http://{addr}  (API: http://{addr}/api/v1, spec: http://{addr}/api/v1/openapi.json)"
+    );
+    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await.context("serving HTTP")?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+        tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+fn init_tracing() {
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_from_env("ICEHOUSE_LOG").unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn")))
+        .init();
+}

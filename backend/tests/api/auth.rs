@@ -1,0 +1,139 @@
+use base64::Engine;
+use jsonwebtoken::{encode, EncodingKey, Header};
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+use sqlx::PgPool;
+
+use crate::helpers::*;
+
+#[sqlx::test(migrations = "../migrations")]
+async fn signup_login_me(pool: PgPool) {
+    let app = spawn(pool).await;
+    let s = app.signup("Acme Analytics", "ada@acme.test").await;
+    assert_eq!(s["role"], "owner");
+    assert_eq!(s["tenant"]["name"], "Acme Analytics");
+    assert_eq!(s["token_type"], "Bearer");
+    assert!(s["refresh_token"].as_str().unwrap().starts_with("ihr_"));
+
+    let me = app.get("/api/v1/me", &token(&s)).await;
+    assert_eq!(me.status, StatusCode::OK);
+    assert_eq!(me.body["principal"], json!({"kind": "user", "id": s["user"]["id"], "email": "ada@acme.test"}));
+    assert_eq!(me.body["tenant"]["id"], s["tenant"]["id"]);
+    assert_eq!(me.body["role"], "owner");
+
+    // Emails compare case-insensitively.
+    let l = app
+        .call(Method::POST, "/api/v1/auth/login", None, Some(json!({"email": "ADA@acme.test", "password": PASSWORD})))
+        .await;
+    assert_eq!(l.status, StatusCode::OK, "{}", l.text);
+    assert_eq!(l.body["tenant"]["id"], s["tenant"]["id"]);
+
+    for (email, password) in [("ada@acme.test", "wrong password!!"), ("nobody@acme.test", PASSWORD)] {
+        let r = app
+            .call(Method::POST, "/api/v1/auth/login", None, Some(json!({"email": email, "password": password})))
+            .await;
+        r.assert_problem(401, None);
+        assert_eq!(r.body["detail"], "wrong email or password");
+    }
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn refresh_rotates_and_reuse_revokes_the_family(pool: PgPool) {
+    let app = spawn(pool).await;
+    let s = app.signup("Acme", "ada@acme.test").await;
+    let first = s["refresh_token"].as_str().unwrap().to_string();
+
+    let r1 = app.call(Method::POST, "/api/v1/auth/refresh", None, Some(json!({"refresh_token": first}))).await;
+    assert_eq!(r1.status, StatusCode::OK, "{}", r1.text);
+    let second = r1.body["refresh_token"].as_str().unwrap().to_string();
+    assert_ne!(first, second);
+    assert_eq!(app.get("/api/v1/me", &token(&r1.body)).await.status, StatusCode::OK);
+
+    // The spent token again: refused, and the whole session ends with it.
+    let reuse = app.call(Method::POST, "/api/v1/auth/refresh", None, Some(json!({"refresh_token": first}))).await;
+    reuse.assert_problem(401, None);
+    let after = app.call(Method::POST, "/api/v1/auth/refresh", None, Some(json!({"refresh_token": second}))).await;
+    after.assert_problem(401, None);
+
+    // A fresh login is a new family, unaffected.
+    let l = app.login("ada@acme.test").await;
+    let r =
+        app.call(Method::POST, "/api/v1/auth/refresh", None, Some(json!({"refresh_token": l["refresh_token"]}))).await;
+    assert_eq!(r.status, StatusCode::OK);
+
+    // Log-out ends that session.
+    let rt = r.body["refresh_token"].clone();
+    let out = app.call(Method::POST, "/api/v1/auth/logout", None, Some(json!({"refresh_token": rt}))).await;
+    assert_eq!(out.status, StatusCode::NO_CONTENT);
+    app.call(Method::POST, "/api/v1/auth/refresh", None, Some(json!({"refresh_token": rt})))
+        .await
+        .assert_problem(401, None);
+    app.call(Method::POST, "/api/v1/auth/refresh", None, Some(json!({"refresh_token": "ihr_made_up"})))
+        .await
+        .assert_problem(401, None);
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn forged_and_expired_tokens_are_refused(pool: PgPool) {
+    let app = spawn(pool).await;
+    let s = app.signup("Acme", "ada@acme.test").await;
+    let good = token(&s);
+    let (user, tenant) = (s["user"]["id"].as_str().unwrap(), s["tenant"]["id"].as_str().unwrap());
+    let now = chrono::Utc::now().timestamp();
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+    // Tampered signature.
+    let mut tampered = good.clone();
+    let last = tampered.pop().unwrap();
+    tampered.push(if last == 'A' { 'B' } else { 'A' });
+    // Tampered payload (another tenant) under the original signature.
+    let parts: Vec<&str> = good.split('.').collect();
+    let forged_payload = b64.encode(
+        json!({"sub": user, "tid": uuid::Uuid::new_v4(), "iat": now, "exp": now + 600, "jti": uuid::Uuid::new_v4()})
+            .to_string(),
+    );
+    let swapped = format!("{}.{}.{}", parts[0], forged_payload, parts[2]);
+    // alg: none, unsigned.
+    let none_header = b64.encode(r#"{"alg":"none","typ":"JWT"}"#);
+    let alg_none = format!("{none_header}.{}.", parts[1]);
+    // Signed with the right key but expired.
+    let claims = json!({"sub": user, "tid": tenant, "iat": now - 3600, "exp": now - 600, "jti": uuid::Uuid::new_v4()});
+    let expired = encode(&Header::default(), &claims, &EncodingKey::from_secret(&JWT_SECRET)).unwrap();
+    // Signed with another key.
+    let claims = json!({"sub": user, "tid": tenant, "iat": now, "exp": now + 600, "jti": uuid::Uuid::new_v4()});
+    let other_key =
+        encode(&Header::default(), &claims, &EncodingKey::from_secret(b"another secret key of 32 bytes!!")).unwrap();
+    // HS512 with the right key: only HS256 is accepted.
+    let hs512 =
+        encode(&Header::new(jsonwebtoken::Algorithm::HS512), &claims, &EncodingKey::from_secret(&JWT_SECRET)).unwrap();
+
+    for (what, bad) in [
+        ("tampered signature", tampered),
+        ("tampered payload", swapped),
+        ("alg none", alg_none),
+        ("expired", expired),
+        ("other key", other_key),
+        ("hs512", hs512),
+        ("garbage", "not-a-token".to_string()),
+        ("unknown api token", "ihk_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA".to_string()),
+    ] {
+        let r = app.get("/api/v1/me", &bad).await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{what}: {}", r.text);
+        r.assert_problem(401, None);
+    }
+    let none = app.call(Method::GET, "/api/v1/pipelines", None, None).await;
+    none.assert_problem(401, None);
+    assert_eq!(app.get("/api/v1/me", &good).await.status, StatusCode::OK);
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_removed_member_loses_access_at_once(pool: PgPool) {
+    let app = spawn(pool).await;
+    let owner = token(&app.signup("Acme", "ada@acme.test").await);
+    let bob = app.member(&owner, "bob@acme.test", "editor").await;
+    assert_eq!(app.get("/api/v1/pipelines", &bob).await.status, StatusCode::OK);
+    let bob_id = app.get("/api/v1/me", &bob).await.body["principal"]["id"].as_str().unwrap().to_string();
+    assert_eq!(app.delete(&format!("/api/v1/users/{bob_id}"), &owner).await.status, StatusCode::NO_CONTENT);
+    // His still-unexpired access token no longer works.
+    app.get("/api/v1/pipelines", &bob).await.assert_problem(401, None);
+}

@@ -1,0 +1,12 @@
+//! HTTP tests of the control-plane API: a real server on port 0 over a fresh
+//! Postgres database per test.
+
+mod audit_and_pages;
+mod auth;
+mod bad_input;
+mod helpers;
+mod kafka;
+mod openapi;
+mod roles;
+mod secrets;
+mod tenancy;
