@@ -347,11 +347,13 @@ SQL
 ICEHOUSE_TANSU_VERSION=0.6.0
 ICEHOUSE_TANSU_FEATURES=dynostore,libsql # a storage engine is needed even for memory://
 
+# "tansu --version" prints "tansu 0.6.0". timeout: never let a surprise binary
+# start a broker here.
 _tansu_installed() {
-    local bin=$ICEHOUSE_TOOLS_DIR/bin/tansu
+    local bin=$ICEHOUSE_TOOLS_DIR/bin/tansu out
     [[ -x $bin ]] || return 1
-    [[ "$("$bin" --version 2>/dev/null || true)" == *"$ICEHOUSE_TANSU_VERSION"* ]] && return 0
-    [[ -f $bin.version && "$(<"$bin.version")" == "$ICEHOUSE_TANSU_VERSION" ]]
+    out=$(timeout 10 "$bin" --version 2>/dev/null </dev/null) || return 1
+    [[ " $out " == *" $ICEHOUSE_TANSU_VERSION "* ]]
 }
 
 ensure_tansu() {
@@ -374,7 +376,6 @@ ensure_tansu() {
                 --version "$ICEHOUSE_TANSU_VERSION" --locked \
                 --features "$ICEHOUSE_TANSU_FEATURES" --root "$ICEHOUSE_TOOLS_DIR") ||
             die "cargo install tansu failed"
-        echo "$ICEHOUSE_TANSU_VERSION" >"$ICEHOUSE_TOOLS_DIR/bin/tansu.version"
         rm -rf "$ICEHOUSE_TOOLS_DIR/build"
         _tansu_installed || die "tansu installed but does not report version $ICEHOUSE_TANSU_VERSION"
     fi
@@ -385,9 +386,12 @@ ensure_tansu() {
 # --- Python Iceberg readers (PyIceberg, DuckDB) used by the tests -------------------
 
 # Pinned: DuckDB's pip-packaged extensions only load into the DuckDB version they
-# were built for. pyiceberg's sql-postgres extra brings SQLAlchemy and psycopg2.
+# were built for, and PyIceberg's pyarrow extra has no upper bound.
+# pyiceberg's sql-postgres extra brings SQLAlchemy and the psycopg2 driver.
 ICEHOUSE_PYTHON_READERS=(
     "pyiceberg[sql-postgres,pyarrow]==0.12.0"
+    "pyarrow==26.0.1"
+    "psycopg2-binary==2.9.13"
     "duckdb==1.5.5"
     "duckdb-extension-iceberg==1.5.5"
     "duckdb-extension-avro==1.5.5"

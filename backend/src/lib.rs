@@ -6,20 +6,19 @@
 
 pub mod api;
 pub mod auth;
-pub mod config;
-pub mod crypto;
 pub mod db;
 pub mod error;
 pub mod extract;
+pub mod scheduler;
 pub mod state;
+
+pub use icehouse_workers::{config, secrets as crypto};
 
 use std::time::Duration;
 
 use axum::http::{header, HeaderName};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
-use sqlx::postgres::PgPoolOptions;
-use sqlx::PgPool;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::compression::CompressionLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
@@ -29,20 +28,7 @@ use tower_http::trace::TraceLayer;
 use crate::error::ApiError;
 use crate::state::AppState;
 
-pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
-
-/// Connects to Postgres and brings the schema up to date.
-pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<PgPool> {
-    use anyhow::Context;
-    let pool = PgPoolOptions::new()
-        .max_connections(max_connections)
-        .acquire_timeout(Duration::from_secs(10))
-        .connect(url)
-        .await
-        .context("connecting to Postgres (database.url)")?;
-    MIGRATOR.run(&pool).await.context("running migrations")?;
-    Ok(pool)
-}
+pub use icehouse_workers::{connect, MIGRATOR};
 
 /// The OpenAPI document generated from the router itself.
 pub fn openapi() -> utoipa::openapi::OpenApi {

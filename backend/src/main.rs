@@ -10,6 +10,8 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context};
 use icehouse_backend::config::{ensure_dev_keys, Config};
+use icehouse_backend::crypto::SecretBox;
+use icehouse_backend::scheduler;
 use icehouse_backend::state::AppState;
 use tracing_subscriber::EnvFilter;
 
@@ -54,7 +56,9 @@ async fn run() -> anyhow::Result<()> {
         "dev" => {
             init_tracing();
             let keys = ensure_dev_keys(&PathBuf::from(".icehouse/dev-keys.toml"))?;
-            let config = Config::load(config_file.as_deref(), Some(&keys))?;
+            let mut config = Config::load(config_file.as_deref(), Some(&keys))?;
+            // One process does everything on one machine.
+            config.worker.in_process = true;
             serve(config).await
         }
         _ => bail!(USAGE),
@@ -62,17 +66,39 @@ async fn run() -> anyhow::Result<()> {
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
-    config.keys()?;
+    config.jwt_secret()?;
+    let master_key = config.master_key()?;
     let pool = icehouse_backend::connect(&config.database.url, config.database.max_connections).await?;
     let listener = tokio::net::TcpListener::bind(config.http.bind)
         .await
         .with_context(|| format!("binding {}", config.http.bind))?;
     let addr = listener.local_addr()?;
+    let (stop, stop_rx) = tokio::sync::watch::channel(false);
+
+    let dead_after = std::time::Duration::from_secs(config.worker.lease_ttl_secs * 3);
+    let scheduler =
+        tokio::spawn(scheduler::run(pool.clone(), config.database.url.clone(), dead_after, stop_rx.clone()));
+    let worker = config.worker.in_process.then(|| {
+        let (pool, secrets, wc) = (pool.clone(), SecretBox::new(&master_key), config.worker.clone());
+        tokio::spawn(icehouse_workers::runtime::run_worker(pool, secrets, wc, stop_rx.clone()))
+    });
+
     let app = icehouse_backend::router(AppState::new(pool, config)?);
     println!(
         "Icehouse is running at http://{addr}  (API: http://{addr}/api/v1, spec: http://{addr}/api/v1/openapi.json)"
     );
-    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await.context("serving HTTP")?;
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            shutdown_signal().await;
+            let _ = stop.send(true);
+        })
+        .await
+        .context("serving HTTP")?;
+    // In-flight batches are committed before the leases are given back.
+    if let Some(worker) = worker {
+        worker.await??;
+    }
+    scheduler.await?;
     Ok(())
 }
 

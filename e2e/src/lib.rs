@@ -112,3 +112,152 @@ impl Server {
         format!("{}{}", self.base_url, path)
     }
 }
+
+/// A tansu broker (Kafka protocol) on a free loopback port, killed on drop.
+pub struct Broker {
+    pub child: Child,
+    pub addr: String,
+    pub storage: String,
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// The tansu binary installed by the scripts (`$ICEHOUSE_CACHE_DIR/tools/bin`), or from PATH.
+pub fn tansu_binary() -> PathBuf {
+    let from_cache = std::env::var_os("ICEHOUSE_CACHE_DIR")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/icehouse")))
+        .map(|d| d.join("tools/bin/tansu"));
+    if let Some(p) = from_cache.filter(|p| p.exists()) {
+        return p;
+    }
+    std::env::var_os("PATH")
+        .and_then(|paths| std::env::split_paths(&paths).map(|d| d.join("tansu")).find(|p| p.exists()))
+        .expect("the tansu broker is not installed: run scripts/test.sh, which installs it")
+}
+
+impl Broker {
+    /// Starts tansu with in-memory storage (fast; lost on restart).
+    pub async fn start_memory() -> anyhow::Result<Broker> {
+        Self::start_on(free_port(), "memory://tansu/".to_string()).await
+    }
+
+    /// Starts tansu on `port` with `storage` (e.g. `sqlite://<path>` to survive restarts).
+    pub async fn start_on(port: u16, storage: String) -> anyhow::Result<Broker> {
+        let addr = format!("127.0.0.1:{port}");
+        let url = format!("tcp://{addr}");
+        let child = Command::new(tansu_binary())
+            .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url, "--storage-engine", &storage])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("starting tansu")?;
+        let broker = Broker { child, addr, storage };
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while tokio::net::TcpStream::connect(&broker.addr).await.is_err() {
+            anyhow::ensure!(std::time::Instant::now() < deadline, "tansu did not start listening");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Ok(broker)
+    }
+
+    pub fn port(&self) -> u16 {
+        self.addr.rsplit(':').next().and_then(|p| p.parse().ok()).unwrap_or_default()
+    }
+
+    pub async fn create_topic(&self, name: &str, partitions: i32) -> anyhow::Result<()> {
+        use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+        use rdkafka::client::DefaultClientContext;
+        let admin: AdminClient<DefaultClientContext> =
+            rdkafka::ClientConfig::new().set("bootstrap.servers", &self.addr).create()?;
+        for r in admin
+            .create_topics(&[NewTopic::new(name, partitions, TopicReplication::Fixed(1))], &AdminOptions::new())
+            .await?
+        {
+            r.map_err(|(topic, code)| anyhow::anyhow!("creating topic {topic}: {code:?}"))?;
+        }
+        Ok(())
+    }
+}
+
+/// Reads a table with an independent reader (`pyiceberg` or `duckdb`) through
+/// `e2e/python/read_table.py`; one JSON object per row.
+pub fn read_table(
+    engine: &str,
+    pg_url: &str,
+    catalog: &str,
+    warehouse: &str,
+    table: &str,
+    columns: &[&str],
+) -> anyhow::Result<Vec<serde_json::Value>> {
+    let python = std::env::var("ICEHOUSE_PYTHON")
+        .context("ICEHOUSE_PYTHON is not set: scripts/test.sh installs PyIceberg and DuckDB into a venv and sets it")?;
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("python/read_table.py");
+    let out = Command::new(python)
+        .arg(script)
+        .args([
+            "--engine",
+            engine,
+            "--pg-url",
+            pg_url,
+            "--catalog",
+            catalog,
+            "--warehouse",
+            warehouse,
+            "--table",
+            table,
+        ])
+        .args(["--columns", &columns.join(",")])
+        .output()?;
+    if !out.status.success() {
+        bail!("{engine} could not read {table}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    String::from_utf8(out.stdout)?.lines().map(|l| serde_json::from_str(l).map_err(anyhow::Error::from)).collect()
+}
+
+/// A logged-in API client.
+pub struct Api {
+    pub http: reqwest::Client,
+    pub base: String,
+    pub token: String,
+}
+
+impl Api {
+    pub async fn signup(base: &str) -> anyhow::Result<Api> {
+        let http = reqwest::Client::new();
+        let r: serde_json::Value = http
+            .post(format!("{base}/api/v1/auth/signup"))
+            .json(&serde_json::json!({"tenant_name": "E2E", "email": "e2e@e2e.test", "password": "e2e password 123"}))
+            .send()
+            .await?
+            .json()
+            .await?;
+        let token = r["access_token"].as_str().context("signup failed")?.to_string();
+        Ok(Api { http, base: base.to_string(), token })
+    }
+
+    pub async fn post(&self, path: &str, body: serde_json::Value) -> anyhow::Result<serde_json::Value> {
+        let r = self.http.post(format!("{}{path}", self.base)).bearer_auth(&self.token).json(&body).send().await?;
+        let status = r.status();
+        let body: serde_json::Value = r.json().await?;
+        anyhow::ensure!(status.is_success(), "POST {path}: {status} {body}");
+        Ok(body)
+    }
+
+    pub async fn get(&self, path: &str) -> anyhow::Result<serde_json::Value> {
+        let r = self.http.get(format!("{}{path}", self.base)).bearer_auth(&self.token).send().await?;
+        let status = r.status();
+        let body: serde_json::Value = r.json().await?;
+        anyhow::ensure!(status.is_success(), "GET {path}: {status} {body}");
+        Ok(body)
+    }
+}

@@ -13,6 +13,7 @@ pub mod ids;
 pub mod pagination;
 pub mod pipelines;
 pub mod problem;
+pub mod status;
 pub mod users;
 pub mod validate;
 

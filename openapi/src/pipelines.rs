@@ -488,6 +488,9 @@ impl JsonPath {
                         if c == '.' || c == '[' {
                             break;
                         }
+                        if c == ']' {
+                            return Err(bad("unmatched ]"));
+                        }
                         name.push(c);
                         chars.next();
                     }
@@ -511,8 +514,9 @@ impl JsonPath {
                 _ => return Err(bad("expected . or [")),
             }
         }
-        if segments.is_empty() {
-            return Err(bad("must name at least one field"));
+        // Messages are JSON objects, so a path starts with a field name.
+        if !matches!(segments.first(), Some(PathSegment::Field(_))) {
+            return Err(bad("must start with a field, like $.name"));
         }
         Ok(JsonPath(segments))
     }
@@ -569,7 +573,7 @@ mod tests {
             JsonPath::parse("$.items[2].sku").unwrap().0,
             vec![PathSegment::Field("items".into()), PathSegment::Index(2), PathSegment::Field("sku".into())]
         );
-        for bad in ["", "$", "a.b", "$.", "$..a", "$[x]", "$.a[", "$.a]"] {
+        for bad in ["", "$", "a.b", "$.", "$..a", "$[x]", "$.a[", "$.a]", "$[0]", "$[0].a"] {
             assert!(JsonPath::parse(bad).is_err(), "{bad}");
         }
     }

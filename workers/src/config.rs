@@ -13,7 +13,7 @@ use base64::Engine;
 use rand::RngCore;
 use serde::Deserialize;
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize)]
 #[serde(default)]
 pub struct Config {
     pub http: HttpConfig,
@@ -21,6 +21,7 @@ pub struct Config {
     pub auth: AuthConfig,
     pub secrets: SecretsConfig,
     pub kafka: KafkaConfig,
+    pub worker: WorkerConfig,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -62,14 +63,35 @@ pub struct KafkaConfig {
     pub probe_timeout_ms: u64,
 }
 
-impl Default for Config {
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default)]
+pub struct WorkerConfig {
+    /// Run ingestion workers inside the API process (`dev` always does).
+    pub in_process: bool,
+    /// Pipelines one worker runs at most.
+    pub max_pipelines: usize,
+    /// A lease not renewed for this long is free to claim by another worker.
+    pub lease_ttl_secs: u64,
+    /// How often a worker renews its leases and looks for work.
+    pub heartbeat_ms: u64,
+    /// Larger messages go to the dead-letter table as `too_large`.
+    pub max_message_bytes: usize,
+    /// A batch is committed at this many messages even before its flush interval.
+    pub batch_max_messages: usize,
+    /// …or at this many bytes of message values.
+    pub batch_max_bytes: usize,
+}
+
+impl Default for WorkerConfig {
     fn default() -> Self {
         Self {
-            http: HttpConfig::default(),
-            database: DatabaseConfig::default(),
-            auth: AuthConfig::default(),
-            secrets: SecretsConfig::default(),
-            kafka: KafkaConfig::default(),
+            in_process: false,
+            max_pipelines: 32,
+            lease_ttl_secs: 10,
+            heartbeat_ms: 1000,
+            max_message_bytes: 1024 * 1024,
+            batch_max_messages: 250_000,
+            batch_max_bytes: 64 * 1024 * 1024,
         }
     }
 }
@@ -119,25 +141,32 @@ impl Config {
 
     /// The keys, or an error that says which one is missing.
     pub fn keys(&self) -> anyhow::Result<(Vec<u8>, [u8; 32])> {
-        let b64 = base64::engine::general_purpose::STANDARD;
+        Ok((self.jwt_secret()?, self.master_key()?))
+    }
+
+    pub fn jwt_secret(&self) -> anyhow::Result<Vec<u8>> {
         let Some(jwt) = &self.auth.jwt_secret else {
             bail!("auth.jwt_secret is not set (ICEHOUSE__AUTH__JWT_SECRET: base64 of at least 32 random bytes)");
         };
-        let jwt = b64.decode(jwt.trim()).context("auth.jwt_secret is not base64")?;
+        let jwt = B64.decode(jwt.trim()).context("auth.jwt_secret is not base64")?;
         if jwt.len() < 32 {
             bail!("auth.jwt_secret must be at least 32 bytes");
         }
+        Ok(jwt)
+    }
+
+    pub fn master_key(&self) -> anyhow::Result<[u8; 32]> {
         let Some(master) = &self.secrets.master_key else {
             bail!("secrets.master_key is not set (ICEHOUSE__SECRETS__MASTER_KEY: base64 of 32 random bytes)");
         };
-        let master: [u8; 32] = b64
-            .decode(master.trim())
+        B64.decode(master.trim())
             .context("secrets.master_key is not base64")?
             .try_into()
-            .map_err(|_| anyhow::anyhow!("secrets.master_key must be exactly 32 bytes"))?;
-        Ok((jwt, master))
+            .map_err(|_| anyhow::anyhow!("secrets.master_key must be exactly 32 bytes"))
     }
 }
+
+const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 
 /// Makes sure the dev key file exists (0600), generating fresh keys once.
 pub fn ensure_dev_keys(path: &Path) -> anyhow::Result<PathBuf> {

@@ -1,8 +1,35 @@
 //! The Icehouse data plane: every byte of Kafka, Parquet and Iceberg passes here.
 //!
-//! So far this holds the Kafka side of connection management (client settings
-//! and the live connection probe used by the control plane). Ingestion,
-//! the Iceberg catalog and commit protocol, stages and maintenance come with
-//! the issues that build them.
+//! Kafka (client settings, the connection probe, the consumer), decoding and
+//! mapping of messages, the Iceberg catalog on Postgres and its fenced commit,
+//! and the worker runtime that claims pipelines under leases and ingests them
+//! exactly once. Also the pieces the control plane shares with the workers:
+//! configuration, the secret box and the schema migrations.
 
+pub mod config;
+pub mod iceberg;
 pub mod kafka;
+pub mod mapping;
+pub mod runtime;
+pub mod secrets;
+
+use std::time::Duration;
+
+use sqlx::postgres::PgPoolOptions;
+use sqlx::PgPool;
+
+/// The database schema (the repository's `migrations/`), embedded.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
+
+/// Connects to Postgres and brings the schema up to date.
+pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<PgPool> {
+    use anyhow::Context;
+    let pool = PgPoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(Duration::from_secs(10))
+        .connect(url)
+        .await
+        .context("connecting to Postgres (database.url)")?;
+    MIGRATOR.run(&pool).await.context("running migrations")?;
+    Ok(pool)
+}

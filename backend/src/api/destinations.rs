@@ -179,7 +179,7 @@ pub async fn delete(
 fn normalise_uri(uri: &str) -> String {
     match WarehouseUri::parse(uri) {
         Ok(WarehouseUri::File { path }) => format!("file://{path}"),
-        Ok(WarehouseUri::S3 { bucket, prefix }) if prefix.is_empty() => format!("s3://{bucket}"),
+        Ok(WarehouseUri::S3 { bucket, prefix: "" }) => format!("s3://{bucket}"),
         Ok(WarehouseUri::S3 { bucket, prefix }) => format!("s3://{bucket}/{prefix}"),
         Err(_) => uri.to_string(),
     }

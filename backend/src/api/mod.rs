@@ -9,6 +9,7 @@ mod connections;
 mod destinations;
 mod health;
 mod pipelines;
+mod tables;
 mod users;
 
 use axum::middleware::from_fn_with_state;
@@ -36,6 +37,7 @@ use crate::state::AppState;
         (name = "connections", description = "Kafka clusters"),
         (name = "destinations", description = "Iceberg warehouses"),
         (name = "pipelines", description = "Topic → table ingestion"),
+        (name = "tables", description = "The Iceberg tables and how to read them"),
         (name = "audit", description = "Who changed what"),
         (name = "health", description = "Liveness and readiness")
     )
@@ -86,6 +88,9 @@ pub fn routes(state: Option<&AppState>) -> OpenApiRouter<AppState> {
         .routes(routes!(pipelines::get, pipelines::update, pipelines::delete))
         .routes(routes!(pipelines::pause))
         .routes(routes!(pipelines::resume))
+        .routes(routes!(pipelines::status))
+        .routes(routes!(tables::list))
+        .routes(routes!(tables::get))
         .routes(routes!(audit::list));
     if let Some(state) = state {
         protected = protected.route_layer(from_fn_with_state(state.clone(), authenticate));

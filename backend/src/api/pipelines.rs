@@ -8,7 +8,8 @@ use axum::http::StatusCode;
 use axum::Json;
 use icehouse_api::pagination::{ListParams, Page};
 use icehouse_api::pipelines::{CreatePipelineRequest, DesiredState, Pipeline, UpdatePipelineRequest};
-use icehouse_api::{PipelineId, Problem, Role};
+use icehouse_api::status::{MinuteBucket, PartitionStatus, PipelineState, PipelineStatus};
+use icehouse_api::{ConnectionId, PipelineId, Problem, Role};
 use sqlx::types::Json as SqlJson;
 
 use crate::auth::RequestContext;
@@ -74,7 +75,7 @@ pub async fn create(
         connection_id: req.connection_id.as_uuid(),
         topic: req.topic,
         destination_id: req.destination_id.as_uuid(),
-        namespace: req.namespace.unwrap_or(destination.default_namespace),
+        namespace: req.namespace.unwrap_or_else(|| destination.default_namespace.clone()),
         table_name: req.table_name,
         format: to_text(&req.format),
         mapping: SqlJson(req.mapping),
@@ -86,6 +87,22 @@ pub async fn create(
         updated_at: Default::default(),
     };
     let pipeline = db::pipelines::insert(&mut tx, ctx.tenant_id, &row).await?.to_api()?;
+    // The table and its dead-letter table exist from the start, so readers and
+    // the tables page see them before the first message arrives.
+    if let Some(warehouse) = super::tables::warehouse(&destination) {
+        icehouse_workers::runtime::ingest::create_tables(
+            &mut tx,
+            &warehouse,
+            &pipeline.namespace,
+            &pipeline.table_name,
+            &pipeline.mapping,
+            &pipeline.partition_by,
+        )
+        .await
+        .map_err(|e| ApiError::field("destination_id", format!("cannot create the table in this warehouse: {e:#}")))?;
+    }
+    db::pipelines::insert_lease(&mut tx, ctx.tenant_id, pipeline.id, pipeline.desired_state == DesiredState::Paused)
+        .await?;
     db::audit::record(&mut tx, &ctx, "pipeline.create", "pipeline", pipeline.id, None::<&()>, Some(&pipeline)).await?;
     tx.commit().await?;
     Ok((StatusCode::CREATED, Json(pipeline)))
@@ -231,4 +248,89 @@ async fn change(
     db::audit::record(&mut tx, &ctx.clone(), action, "pipeline", id, Some(&before), Some(&after)).await?;
     tx.commit().await?;
     Ok(after)
+}
+
+/// What the pipeline is doing: state, offsets and lag per partition, counts,
+/// the last error, and the last hour minute by minute.
+#[utoipa::path(
+    get, path = "/api/v1/pipelines/{pipeline_id}/status", tag = "pipelines", security(("bearer" = [])),
+    params(("pipeline_id" = PipelineId, Path)),
+    responses((status = 200, body = PipelineStatus), (status = 404, body = Problem, content_type = "application/problem+json"))
+)]
+pub async fn status(
+    State(state): State<AppState>,
+    ctx: RequestContext,
+    ApiPath(id): ApiPath<PipelineId>,
+) -> ApiResult<Json<PipelineStatus>> {
+    ctx.require(Role::Viewer)?;
+    let mut tx = db::begin_tenant(&state.pool, ctx.tenant_id).await?;
+    let pipeline =
+        db::pipelines::get(&mut tx, ctx.tenant_id, id, false).await?.ok_or(ApiError::NotFound("pipeline"))?;
+    let connection =
+        db::connections::get(&mut tx, ctx.tenant_id, ConnectionId::from_uuid(pipeline.connection_id), false)
+            .await?
+            .ok_or(ApiError::NotFound("connection"))?;
+    let lease = db::pipelines::lease(&mut tx, ctx.tenant_id, id).await?;
+    let offsets = db::pipelines::offsets(&mut tx, ctx.tenant_id, id).await?;
+    let minutes = db::pipelines::minutes(&mut tx, ctx.tenant_id, id).await?;
+    tx.commit().await?;
+
+    let settings = super::connections::kafka_settings(&state, &connection)?;
+    let timeout = std::time::Duration::from_millis(state.config.kafka.probe_timeout_ms.min(3000));
+    let partitions: Vec<i32> = offsets.iter().map(|o| o.0).collect();
+    let (watermarks, watermarks_error) =
+        match icehouse_workers::kafka::high_watermarks(settings, pipeline.topic.clone(), partitions, timeout).await {
+            Ok(w) => (w, None),
+            Err(e) => (Default::default(), Some(format!("{e:#}"))),
+        };
+    let partitions = offsets
+        .into_iter()
+        .map(|(partition, committed_offset)| {
+            let high_watermark = watermarks.get(&partition).copied();
+            PartitionStatus {
+                partition,
+                committed_offset,
+                high_watermark,
+                lag: high_watermark.map(|h| (h - committed_offset).max(0)),
+            }
+        })
+        .collect();
+    let paused = pipeline.desired_state == "paused";
+    let lease = lease.unwrap_or_default();
+    let state = match lease.state.as_str() {
+        _ if paused => PipelineState::Paused,
+        "running" => PipelineState::Running,
+        "failing" => PipelineState::Failing,
+        _ => PipelineState::Starting,
+    };
+    Ok(Json(PipelineStatus {
+        pipeline_id: id,
+        state,
+        partitions,
+        rows_committed: lease.rows_committed,
+        dead_letter_rows: lease.dead_letter_rows,
+        last_commit_at: lease.last_commit_at,
+        last_error: lease.last_error,
+        last_error_at: lease.last_error_at,
+        minutes: minute_buckets(chrono::Utc::now(), &minutes),
+        watermarks_error,
+    }))
+}
+
+/// 60 buckets ending with the current minute, zeros where nothing was committed.
+fn minute_buckets(
+    now: chrono::DateTime<chrono::Utc>,
+    rows: &[(chrono::DateTime<chrono::Utc>, i64, i64)],
+) -> Vec<MinuteBucket> {
+    use chrono::{DurationRound, TimeDelta};
+    let this_minute = now.duration_trunc(TimeDelta::minutes(1)).unwrap_or(now);
+    (0..60)
+        .rev()
+        .map(|ago| {
+            let minute = this_minute - TimeDelta::minutes(ago);
+            let (rows, dead_letter_rows) =
+                rows.iter().find(|(m, ..)| *m == minute).map(|(_, r, d)| (*r, *d)).unwrap_or_default();
+            MinuteBucket { minute, rows, dead_letter_rows }
+        })
+        .collect()
 }

@@ -143,3 +143,65 @@ pub async fn delete(tx: &mut Tx, tenant: TenantId, id: PipelineId) -> Result<boo
         .await?;
     Ok(done.rows_affected() == 1)
 }
+
+/// The worker side of a pipeline, as the workers last recorded it.
+#[derive(Debug, Default, FromRow)]
+pub struct LeaseRow {
+    pub state: String,
+    pub last_error: Option<String>,
+    pub last_error_at: Option<DateTime<Utc>>,
+    pub last_commit_at: Option<DateTime<Utc>>,
+    pub rows_committed: i64,
+    pub dead_letter_rows: i64,
+}
+
+pub async fn lease(tx: &mut Tx, tenant: TenantId, id: PipelineId) -> Result<Option<LeaseRow>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT state, last_error, last_error_at, last_commit_at, rows_committed, dead_letter_rows
+         FROM pipeline_leases WHERE tenant_id = $1 AND pipeline_id = $2",
+    )
+    .bind(tenant.as_uuid())
+    .bind(id.as_uuid())
+    .fetch_optional(&mut **tx)
+    .await
+}
+
+/// (partition, next offset) in partition order.
+pub async fn offsets(tx: &mut Tx, tenant: TenantId, id: PipelineId) -> Result<Vec<(i32, i64)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT partition, next_offset FROM pipeline_offsets WHERE tenant_id = $1 AND pipeline_id = $2 ORDER BY partition",
+    )
+    .bind(tenant.as_uuid())
+    .bind(id.as_uuid())
+    .fetch_all(&mut **tx)
+    .await
+}
+
+/// (minute, rows, dead-letter rows) of the last hour.
+pub async fn minutes(
+    tx: &mut Tx,
+    tenant: TenantId,
+    id: PipelineId,
+) -> Result<Vec<(DateTime<Utc>, i64, i64)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT minute, rows, dead_letter_rows FROM pipeline_minutes
+         WHERE tenant_id = $1 AND pipeline_id = $2 AND minute > now() - interval '61 minutes' ORDER BY minute",
+    )
+    .bind(tenant.as_uuid())
+    .bind(id.as_uuid())
+    .fetch_all(&mut **tx)
+    .await
+}
+
+/// The worker-side row, created with the pipeline.
+pub async fn insert_lease(tx: &mut Tx, tenant: TenantId, id: PipelineId, paused: bool) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO pipeline_leases (pipeline_id, tenant_id, state) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+    )
+    .bind(id.as_uuid())
+    .bind(tenant.as_uuid())
+    .bind(if paused { "paused" } else { "starting" })
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}

@@ -171,8 +171,10 @@ pub fn connection_body(name: &str) -> Value {
     json!({"name": name, "bootstrap_servers": ["127.0.0.1:9092"]})
 }
 
+/// A destination in a fresh local warehouse directory.
 pub fn destination_body(name: &str) -> Value {
-    json!({"name": name, "warehouse_uri": "file:///var/lib/icehouse/warehouse", "default_namespace": "raw"})
+    let root = std::env::temp_dir().join(format!("icehouse-test-{}", uuid::Uuid::new_v4().simple()));
+    json!({"name": name, "warehouse_uri": format!("file://{}", root.display()), "default_namespace": "raw"})
 }
 
 pub fn pipeline_body(name: &str, connection: &str, destination: &str, table: &str) -> Value {

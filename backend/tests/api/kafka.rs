@@ -1,92 +1,20 @@
 //! The connection test against a real Kafka-protocol broker (tansu) and
 //! against a port where nothing listens.
 
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
-use rdkafka::ClientConfig;
+use icehouse_e2e::{free_port, Broker};
 use reqwest::StatusCode;
 use serde_json::json;
 use sqlx::PgPool;
 
 use crate::helpers::*;
 
-/// A tansu broker on a free loopback port, killed on drop.
-struct Broker {
-    child: Child,
-    addr: String,
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-fn tansu_binary() -> std::path::PathBuf {
-    let from_cache = std::env::var_os("ICEHOUSE_CACHE_DIR")
-        .map(std::path::PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".cache/icehouse")))
-        .map(|d| d.join("tools/bin/tansu"));
-    if let Some(p) = from_cache.filter(|p| p.exists()) {
-        return p;
-    }
-    std::env::var_os("PATH")
-        .and_then(|paths| std::env::split_paths(&paths).map(|d| d.join("tansu")).find(|p| p.exists()))
-        .expect("the tansu broker is not installed: run scripts/test.sh, which installs it")
-}
-
-async fn start_broker() -> Broker {
-    let port = free_port();
-    let addr = format!("127.0.0.1:{port}");
-    let url = format!("tcp://{addr}");
-    let child = Command::new(tansu_binary())
-        .args([
-            "broker",
-            "--listener-url",
-            &url,
-            "--advertised-listener-url",
-            &url,
-            "--storage-engine",
-            "memory://tansu/",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("starting tansu");
-    let broker = Broker { child, addr };
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while tokio::net::TcpStream::connect(&broker.addr).await.is_err() {
-        assert!(Instant::now() < deadline, "tansu did not start listening");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    broker
-}
-
-async fn create_topic(addr: &str, name: &str, partitions: i32) {
-    let admin: AdminClient<DefaultClientContext> =
-        ClientConfig::new().set("bootstrap.servers", addr).create().expect("admin client");
-    let results = admin
-        .create_topics(&[NewTopic::new(name, partitions, TopicReplication::Fixed(1))], &AdminOptions::new())
-        .await
-        .expect("create topics");
-    for r in results {
-        r.expect("topic created");
-    }
-}
-
 #[sqlx::test(migrations = "../migrations")]
 async fn connection_test_lists_brokers_and_topics_of_a_real_broker(pool: PgPool) {
-    let broker = start_broker().await;
-    create_topic(&broker.addr, "orders", 3).await;
-    create_topic(&broker.addr, "payments.v1", 1).await;
+    let broker = Broker::start_memory().await.unwrap();
+    broker.create_topic("orders", 3).await.unwrap();
+    broker.create_topic("payments.v1", 1).await.unwrap();
 
     let app = spawn(pool).await;
     let t = token(&app.signup("Acme", "ada@acme.test").await);
@@ -96,7 +24,7 @@ async fn connection_test_lists_brokers_and_topics_of_a_real_broker(pool: PgPool)
     let r = app.post(&format!("/api/v1/connections/{cid}/test"), &t, json!({})).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     assert_eq!(r.body["status"], "ok", "{}", r.text);
-    let port: i64 = broker.addr.rsplit(':').next().unwrap().parse().unwrap();
+    let port = i64::from(broker.port());
     let brokers = r.body["brokers"].as_array().unwrap();
     assert_eq!(brokers.len(), 1, "{}", r.text);
     assert_eq!(brokers[0]["host"], "127.0.0.1");

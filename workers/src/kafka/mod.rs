@@ -50,3 +50,30 @@ impl KafkaSettings {
         config
     }
 }
+
+/// The high watermark of each partition (for lag), within `timeout`.
+pub async fn high_watermarks(
+    settings: KafkaSettings,
+    topic: String,
+    partitions: Vec<i32>,
+    timeout: std::time::Duration,
+) -> anyhow::Result<std::collections::HashMap<i32, i64>> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    if partitions.is_empty() {
+        return Ok(Default::default());
+    }
+    tokio::task::spawn_blocking(move || {
+        let mut config = settings.client_config();
+        config.set("socket.connection.setup.timeout.ms", timeout.as_millis().max(1000).to_string());
+        let consumer: BaseConsumer = config.create()?;
+        let deadline = std::time::Instant::now() + timeout;
+        let mut out = std::collections::HashMap::new();
+        for p in partitions {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let (_, high) = consumer.fetch_watermarks(&topic, p, left)?;
+            out.insert(p, high);
+        }
+        Ok(out)
+    })
+    .await?
+}

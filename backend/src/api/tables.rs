@@ -1,0 +1,112 @@
+//! The tenant's Iceberg tables: what they hold and where external readers
+//! find them.
+
+use axum::extract::State;
+use axum::Json;
+use icehouse_api::status::{SnapshotInfo, TableDetail, TableSummary};
+use icehouse_api::{Problem, Role};
+use icehouse_workers::iceberg::{self as ice, LoadedTable};
+
+use crate::auth::RequestContext;
+use crate::db::{self, destinations::DestinationRow};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::ApiPath;
+use crate::state::AppState;
+
+/// Every table in the tenant's warehouses, with row and snapshot counts.
+#[utoipa::path(
+    get, path = "/api/v1/tables", tag = "tables", security(("bearer" = [])),
+    responses((status = 200, body = Vec<TableSummary>), (status = 401, body = Problem, content_type = "application/problem+json"))
+)]
+pub async fn list(State(state): State<AppState>, ctx: RequestContext) -> ApiResult<Json<Vec<TableSummary>>> {
+    ctx.require(Role::Viewer)?;
+    let mut tx = db::begin_tenant(&state.pool, ctx.tenant_id).await?;
+    let destinations = db::destinations::list(&mut tx, ctx.tenant_id, None, i64::from(i32::MAX) - 1).await?;
+    let mut out = Vec::new();
+    for dest in &destinations {
+        let Some(warehouse) = warehouse(dest) else { continue };
+        for (namespace, name) in ice::list_tables(&mut tx, &warehouse).await.map_err(ApiError::internal)? {
+            if let Some(table) =
+                ice::load_table(&mut tx, &warehouse, &namespace, &name).await.map_err(ApiError::internal)?
+            {
+                out.push(summary(&warehouse, &namespace, &name, &table));
+            }
+        }
+    }
+    tx.commit().await?;
+    Ok(Json(out))
+}
+
+/// One table: schema, partition spec, snapshots with their summaries, and the
+/// current metadata location (what PyIceberg, DuckDB or Spark open).
+#[utoipa::path(
+    get, path = "/api/v1/tables/{namespace}/{table}", tag = "tables", security(("bearer" = [])),
+    params(("namespace" = String, Path), ("table" = String, Path)),
+    responses((status = 200, body = TableDetail), (status = 404, body = Problem, content_type = "application/problem+json"))
+)]
+pub async fn get(
+    State(state): State<AppState>,
+    ctx: RequestContext,
+    ApiPath((namespace, name)): ApiPath<(String, String)>,
+) -> ApiResult<Json<TableDetail>> {
+    ctx.require(Role::Viewer)?;
+    let mut tx = db::begin_tenant(&state.pool, ctx.tenant_id).await?;
+    let destinations = db::destinations::list(&mut tx, ctx.tenant_id, None, i64::from(i32::MAX) - 1).await?;
+    for dest in &destinations {
+        let Some(warehouse) = warehouse(dest) else { continue };
+        if let Some(table) =
+            ice::load_table(&mut tx, &warehouse, &namespace, &name).await.map_err(ApiError::internal)?
+        {
+            tx.commit().await?;
+            let md = &table.metadata;
+            let mut snapshots: Vec<SnapshotInfo> = md
+                .snapshots()
+                .map(|s| SnapshotInfo {
+                    snapshot_id: s.snapshot_id(),
+                    parent_snapshot_id: s.parent_snapshot_id(),
+                    sequence_number: s.sequence_number(),
+                    timestamp_ms: s.timestamp_ms(),
+                    operation: s.summary().operation.as_str().to_string(),
+                    summary: s.summary().additional_properties.clone().into_iter().collect(),
+                })
+                .collect();
+            snapshots.sort_by_key(|s| s.sequence_number);
+            return Ok(Json(TableDetail {
+                summary: summary(&warehouse, &namespace, &name, &table),
+                location: md.location().to_string(),
+                schema: serde_json::to_value(md.current_schema().as_ref()).map_err(ApiError::internal)?,
+                partition_spec: serde_json::to_value(md.default_partition_spec().as_ref())
+                    .map_err(ApiError::internal)?,
+                snapshots,
+            }));
+        }
+    }
+    Err(ApiError::NotFound("table"))
+}
+
+/// The destination as a warehouse we can write (local disk only, so far).
+pub fn warehouse(dest: &DestinationRow) -> Option<ice::Warehouse> {
+    let uri = icehouse_api::destinations::WarehouseUri::parse(&dest.warehouse_uri).ok()?;
+    match uri {
+        icehouse_api::destinations::WarehouseUri::File { path } => {
+            ice::Warehouse::local(&dest.id.to_string(), std::path::Path::new(path)).ok()
+        }
+        icehouse_api::destinations::WarehouseUri::S3 { .. } => None,
+    }
+}
+
+fn summary(warehouse: &ice::Warehouse, namespace: &str, name: &str, table: &LoadedTable) -> TableSummary {
+    let md = &table.metadata;
+    let row_count = md
+        .current_snapshot()
+        .and_then(|s| s.summary().additional_properties.get("total-records").and_then(|v| v.parse().ok()))
+        .unwrap_or(0);
+    TableSummary {
+        catalog: warehouse.catalog_name.clone(),
+        namespace: namespace.to_string(),
+        name: name.to_string(),
+        row_count,
+        snapshot_count: md.snapshots().count(),
+        metadata_location: table.metadata_location.clone(),
+    }
+}

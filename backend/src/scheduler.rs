@@ -1,0 +1,65 @@
+//! The scheduler keeps desired state and reality together. One leader at a
+//! time (a Postgres advisory lock held on a dedicated connection), so any
+//! number of `icehouse serve` processes can run.
+//!
+//! Workers claim pipelines themselves; the leader's job is what no single
+//! worker can see: freeing the leases of workers that died (no heartbeat),
+//! and making sure every pipeline has its lease row.
+
+use std::time::Duration;
+
+use sqlx::{Connection, PgConnection, PgPool};
+use tokio::sync::watch;
+
+/// An arbitrary constant naming the scheduler's advisory lock.
+const LEADER_LOCK: i64 = 0x1ce_5ced;
+
+pub async fn run(pool: PgPool, database_url: String, dead_after: Duration, mut shutdown: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut leader: Option<PgConnection> = None;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = shutdown.changed() => return,
+        }
+        if leader.is_none() {
+            leader = try_lead(&database_url).await;
+            if leader.is_none() {
+                continue;
+            }
+            tracing::info!("this process leads the scheduler");
+        }
+        if let Err(e) = round(&pool, dead_after).await {
+            tracing::warn!(error = %e, "scheduler round failed");
+            // A broken leader connection loses the lock; try again next tick.
+            if let Some(conn) = leader.as_mut() {
+                if conn.ping().await.is_err() {
+                    leader = None;
+                }
+            }
+        }
+    }
+}
+
+async fn try_lead(database_url: &str) -> Option<PgConnection> {
+    let mut conn = PgConnection::connect(database_url).await.ok()?;
+    let got: bool =
+        sqlx::query_scalar("SELECT pg_try_advisory_lock($1)").bind(LEADER_LOCK).fetch_one(&mut conn).await.ok()?;
+    got.then_some(conn)
+}
+
+async fn round(pool: &PgPool, dead_after: Duration) -> Result<(), sqlx::Error> {
+    let freed = icehouse_workers::runtime::lease::reap_dead_workers(pool, dead_after).await?;
+    if freed > 0 {
+        tracing::info!(freed, "freed the leases of dead workers");
+    }
+    let mut tx = icehouse_workers::runtime::lease::begin_system(pool).await?;
+    sqlx::query(
+        "INSERT INTO pipeline_leases (pipeline_id, tenant_id, state)
+         SELECT id, tenant_id, CASE WHEN desired_state = 'paused' THEN 'paused' ELSE 'starting' END FROM pipelines
+         ON CONFLICT (pipeline_id) DO NOTHING",
+    )
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await
+}

@@ -1,0 +1,240 @@
+//! The catalog rows: `iceberg_tables` and `iceberg_namespace_properties` in
+//! the layout of the Iceberg JDBC catalog, written exactly as PyIceberg's
+//! `SqlCatalog` and Java's `JdbcCatalog` write them so those can open our
+//! tables straight from Postgres. Every function runs on the caller's
+//! connection or transaction: the pointer swap must share the transaction
+//! that checks the lease epoch and stores the offsets.
+
+use std::collections::HashMap;
+use std::str::FromStr;
+
+use anyhow::{bail, Context};
+use iceberg::spec::{
+    FormatVersion, Schema, SortOrder, TableMetadata, TableMetadataBuilder, TableProperties, Transform,
+    UnboundPartitionSpec,
+};
+use iceberg::MetadataLocation;
+use sqlx::PgConnection;
+
+use super::{check_name, LoadedTable, PreparedCommit, Warehouse};
+
+/// Table properties every Icehouse table starts with. Readers honour the
+/// format and codec; our commit path honours the metadata clean-up keys.
+fn default_properties() -> HashMap<String, String> {
+    HashMap::from([
+        (TableProperties::PROPERTY_DEFAULT_FILE_FORMAT.to_string(), "parquet".to_string()),
+        ("write.parquet.compression-codec".to_string(), "zstd".to_string()),
+        ("write.metadata.delete-after-commit.enabled".to_string(), "true".to_string()),
+        (TableProperties::PROPERTY_METADATA_PREVIOUS_VERSIONS_MAX.to_string(), "100".to_string()),
+    ])
+}
+
+/// Partition fields by column name, named the way Java and PyIceberg name
+/// them (`ts_day`, `id_bucket`, `city` for identity).
+pub fn partition_by(schema: &Schema, fields: &[(&str, Transform)]) -> anyhow::Result<UnboundPartitionSpec> {
+    let mut builder = UnboundPartitionSpec::builder();
+    for (column, transform) in fields {
+        let source = schema.field_by_name(column).with_context(|| format!("no column {column:?} to partition by"))?;
+        let suffix = match transform {
+            Transform::Identity => None,
+            Transform::Bucket(_) => Some("bucket"),
+            Transform::Truncate(_) => Some("trunc"),
+            Transform::Year => Some("year"),
+            Transform::Month => Some("month"),
+            Transform::Day => Some("day"),
+            Transform::Hour => Some("hour"),
+            Transform::Void => Some("null"),
+            Transform::Unknown => bail!("unknown partition transform for column {column:?}"),
+        };
+        let name = match suffix {
+            Some(suffix) => format!("{column}_{suffix}"),
+            None => column.to_string(),
+        };
+        builder = builder.add_partition_field(source.id, name, *transform)?;
+    }
+    Ok(builder.build())
+}
+
+/// Creates the namespace (if needed) and the table, inside the caller's
+/// transaction: format v2, `schema` and `partition` (by column name, see
+/// [`partition_by`]), the default properties, metadata file
+/// `<root>/<namespace>/<name>/metadata/00000-<uuid>.metadata.json`.
+///
+/// Field ids are assigned afresh from 1 in schema order (as every Iceberg
+/// catalog does on create); take them from the returned table's
+/// [`LoadedTable::arrow_schema`].
+///
+/// Idempotent: an existing table is loaded and returned as it is, whatever
+/// schema was asked for.
+pub async fn create_table(
+    tx: &mut PgConnection,
+    wh: &Warehouse,
+    namespace: &str,
+    name: &str,
+    schema: Schema,
+    partition: &[(&str, Transform)],
+) -> anyhow::Result<LoadedTable> {
+    check_name("namespace", namespace, true)?;
+    check_name("table name", name, false)?;
+
+    // PyIceberg marks a namespace without properties by this one row.
+    sqlx::query(
+        "INSERT INTO iceberg_namespace_properties (catalog_name, namespace, property_key, property_value)
+         VALUES ($1, $2, 'exists', 'true')
+         ON CONFLICT (catalog_name, namespace, property_key) DO NOTHING",
+    )
+    .bind(&wh.catalog_name)
+    .bind(namespace)
+    .execute(&mut *tx)
+    .await
+    .context("creating namespace row")?;
+
+    if let Some(existing) = load_table(tx, wh, namespace, name).await? {
+        return Ok(existing);
+    }
+
+    let spec = partition_by(&schema, partition)?;
+    let location = wh.table_location(namespace, name);
+    let metadata = TableMetadataBuilder::new(
+        schema,
+        spec,
+        SortOrder::unsorted_order(),
+        location.clone(),
+        FormatVersion::V2,
+        default_properties(),
+    )?
+    .build()?
+    .metadata;
+    let metadata_location = MetadataLocation::new_with_metadata(&location, &metadata);
+    metadata.write_to(&wh.file_io, &metadata_location).await.context("writing the first metadata file")?;
+    let metadata_location = metadata_location.to_string();
+
+    // A concurrent creator may have inserted since our check: its row wins
+    // (the insert waits for its transaction), ours becomes an orphan.
+    let inserted = sqlx::query(
+        "INSERT INTO iceberg_tables
+             (catalog_name, table_namespace, table_name, metadata_location, previous_metadata_location, iceberg_type)
+         VALUES ($1, $2, $3, $4, NULL, 'TABLE')
+         ON CONFLICT (catalog_name, table_namespace, table_name) DO NOTHING",
+    )
+    .bind(&wh.catalog_name)
+    .bind(namespace)
+    .bind(name)
+    .bind(&metadata_location)
+    .execute(&mut *tx)
+    .await
+    .context("inserting the iceberg_tables row")?
+    .rows_affected()
+        == 1;
+    if !inserted {
+        let _ = wh.file_io.delete(&metadata_location).await;
+        return load_table(tx, wh, namespace, name)
+            .await?
+            .with_context(|| format!("table {namespace}.{name} was created concurrently but cannot be loaded"));
+    }
+    tracing::info!(catalog = %wh.catalog_name, namespace, table = name, %metadata_location, "created iceberg table");
+    Ok(LoadedTable { namespace: namespace.to_string(), name: name.to_string(), metadata_location, metadata })
+}
+
+/// The table's current metadata, or `None` if there is no such table.
+pub async fn load_table(
+    conn: &mut PgConnection,
+    wh: &Warehouse,
+    namespace: &str,
+    name: &str,
+) -> anyhow::Result<Option<LoadedTable>> {
+    let row: Option<(Option<String>,)> = sqlx::query_as(
+        "SELECT metadata_location FROM iceberg_tables
+         WHERE catalog_name = $1 AND table_namespace = $2 AND table_name = $3
+           AND (iceberg_type = 'TABLE' OR iceberg_type IS NULL)",
+    )
+    .bind(&wh.catalog_name)
+    .bind(namespace)
+    .bind(name)
+    .fetch_optional(&mut *conn)
+    .await
+    .context("reading the iceberg_tables row")?;
+    let Some((Some(metadata_location),)) = row else {
+        return Ok(None);
+    };
+    let metadata = read_metadata(wh, &metadata_location).await?;
+    Ok(Some(LoadedTable { namespace: namespace.to_string(), name: name.to_string(), metadata_location, metadata }))
+}
+
+async fn read_metadata(wh: &Warehouse, metadata_location: &str) -> anyhow::Result<TableMetadata> {
+    // Parsing the name up front gives a clear error for a pointer that our
+    // commit path could not build on (it derives the next file name from it).
+    MetadataLocation::from_str(metadata_location)
+        .with_context(|| format!("unexpected metadata file name {metadata_location}"))?;
+    TableMetadata::read_from(&wh.file_io, metadata_location)
+        .await
+        .with_context(|| format!("reading table metadata {metadata_location}"))
+}
+
+/// The compare-and-swap of the metadata pointer, in the caller's
+/// transaction. `false`: another writer moved the pointer first, nothing was
+/// changed; reload, re-prepare with the same data files and try again.
+pub async fn swap_pointer(tx: &mut PgConnection, wh: &Warehouse, commit: &PreparedCommit) -> anyhow::Result<bool> {
+    let swapped = sqlx::query(
+        "UPDATE iceberg_tables
+         SET metadata_location = $4, previous_metadata_location = $5
+         WHERE catalog_name = $1 AND table_namespace = $2 AND table_name = $3 AND metadata_location = $5",
+    )
+    .bind(&wh.catalog_name)
+    .bind(&commit.namespace)
+    .bind(&commit.name)
+    .bind(&commit.new_metadata_location)
+    .bind(&commit.previous_metadata_location)
+    .execute(&mut *tx)
+    .await
+    .context("swapping the metadata pointer")?
+    .rows_affected();
+    Ok(swapped == 1)
+}
+
+/// Every table of the warehouse, as (namespace, name), in name order.
+pub async fn list_tables(conn: &mut PgConnection, wh: &Warehouse) -> anyhow::Result<Vec<(String, String)>> {
+    let rows: Vec<(String, String)> = sqlx::query_as(
+        "SELECT table_namespace, table_name FROM iceberg_tables WHERE catalog_name = $1
+         ORDER BY table_namespace, table_name",
+    )
+    .bind(&wh.catalog_name)
+    .fetch_all(&mut *conn)
+    .await
+    .context("listing tables")?;
+    Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use iceberg::spec::{NestedField, PrimitiveType, Type};
+
+    use super::*;
+
+    #[test]
+    fn partition_fields_are_named_like_java_and_pyiceberg() {
+        let schema = Schema::builder()
+            .with_fields(vec![
+                NestedField::required(1, "ts", Type::Primitive(PrimitiveType::Timestamptz)).into(),
+                NestedField::optional(2, "city", Type::Primitive(PrimitiveType::String)).into(),
+                NestedField::optional(3, "id", Type::Primitive(PrimitiveType::Long)).into(),
+            ])
+            .build()
+            .unwrap();
+        let spec = partition_by(
+            &schema,
+            &[("ts", Transform::Day), ("city", Transform::Identity), ("id", Transform::Bucket(8))],
+        )
+        .unwrap();
+        let got: Vec<_> = spec.fields().iter().map(|f| (f.source_id, f.name.as_str(), f.transform)).collect();
+        assert_eq!(
+            got,
+            vec![
+                (1, "ts_day", Transform::Day),
+                (2, "city", Transform::Identity),
+                (3, "id_bucket", Transform::Bucket(8))
+            ]
+        );
+        assert!(partition_by(&schema, &[("nope", Transform::Day)]).is_err());
+    }
+}

@@ -1,0 +1,108 @@
+//! What a worker needs to run one pipeline, read from the control plane's
+//! tables (the backend and the workers meet only in Postgres).
+
+use icehouse_api::connections::{SaslMechanism, SecurityProtocol};
+use icehouse_api::destinations::WarehouseUri;
+use icehouse_api::pipelines::{Mapping, PartitionField, StartPosition};
+use sqlx::types::Json;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::kafka::KafkaSettings;
+use crate::secrets::SecretBox;
+
+#[derive(Clone, Debug)]
+pub struct PipelineSpec {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    pub topic: String,
+    pub kafka: KafkaSettings,
+    pub destination_id: Uuid,
+    pub warehouse_uri: String,
+    pub namespace: String,
+    pub table_name: String,
+    pub mapping: Mapping,
+    pub partition_by: Vec<PartitionField>,
+    pub start_position: StartPosition,
+    pub flush_interval_ms: u64,
+    pub running: bool,
+}
+
+impl PipelineSpec {
+    pub fn dead_letter_table(&self) -> String {
+        format!("{}_dead_letter", self.table_name)
+    }
+
+    /// The local warehouse root (only `file://` warehouses are written so far).
+    pub fn local_root(&self) -> anyhow::Result<std::path::PathBuf> {
+        match WarehouseUri::parse(&self.warehouse_uri).map_err(anyhow::Error::msg)? {
+            WarehouseUri::File { path } => Ok(path.into()),
+            WarehouseUri::S3 { .. } => {
+                anyhow::bail!("s3:// warehouses are not supported for ingestion yet; use a file:// warehouse")
+            }
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct Row {
+    id: Uuid,
+    tenant_id: Uuid,
+    topic: String,
+    namespace: String,
+    table_name: String,
+    mapping: Json<Mapping>,
+    partition_by: Json<Vec<PartitionField>>,
+    start_position: String,
+    flush_interval_ms: i32,
+    desired_state: String,
+    destination_id: Uuid,
+    warehouse_uri: String,
+    bootstrap_servers: Vec<String>,
+    security_protocol: String,
+    sasl_mechanism: Option<String>,
+    sasl_username: Option<String>,
+    sasl_password_enc: Option<Vec<u8>>,
+}
+
+/// The pipeline's current spec, or None once it is deleted.
+pub async fn load(pool: &PgPool, secrets: &SecretBox, pipeline_id: Uuid) -> anyhow::Result<Option<PipelineSpec>> {
+    let mut tx = super::lease::begin_system(pool).await?;
+    let row: Option<Row> = sqlx::query_as(
+        "SELECT p.id, p.tenant_id, p.topic, p.namespace, p.table_name, p.mapping, p.partition_by, p.start_position,
+                p.flush_interval_ms, p.desired_state, d.id AS destination_id, d.warehouse_uri,
+                c.bootstrap_servers, c.security_protocol, c.sasl_mechanism, c.sasl_username, c.sasl_password_enc
+         FROM pipelines p
+         JOIN connections c ON c.id = p.connection_id
+         JOIN destinations d ON d.id = p.destination_id
+         WHERE p.id = $1",
+    )
+    .bind(pipeline_id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    let Some(r) = row else { return Ok(None) };
+    let kafka = KafkaSettings {
+        bootstrap_servers: r.bootstrap_servers,
+        security_protocol: SecurityProtocol::parse(&r.security_protocol)
+            .ok_or_else(|| anyhow::anyhow!("unknown security protocol {}", r.security_protocol))?,
+        sasl_mechanism: r.sasl_mechanism.as_deref().and_then(SaslMechanism::parse),
+        sasl_username: r.sasl_username,
+        sasl_password: r.sasl_password_enc.as_deref().map(|p| secrets.open(p)).transpose()?,
+    };
+    Ok(Some(PipelineSpec {
+        id: r.id,
+        tenant_id: r.tenant_id,
+        topic: r.topic,
+        kafka,
+        destination_id: r.destination_id,
+        warehouse_uri: r.warehouse_uri,
+        namespace: r.namespace,
+        table_name: r.table_name,
+        mapping: r.mapping.0,
+        partition_by: r.partition_by.0,
+        start_position: if r.start_position == "latest" { StartPosition::Latest } else { StartPosition::Earliest },
+        flush_interval_ms: r.flush_interval_ms.max(1) as u64,
+        running: r.desired_state == "running",
+    }))
+}

@@ -1,0 +1,442 @@
+//! The Iceberg commit path against real Postgres and real external readers:
+//! what we commit must be exactly what PyIceberg (SqlCatalog on the same
+//! rows) and DuckDB (iceberg_scan of the metadata file) read back, and the
+//! pointer swap must refuse a commit built on stale metadata.
+//!
+//! The readers run from `$ICEHOUSE_PYTHON` (set up by `scripts/test.sh`, or
+//! `source scripts/lib.sh && ensure_python_readers`).
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, Float64Array, Int64Array, StringArray, TimestampMicrosecondArray};
+use arrow::datatypes::DataType;
+use arrow::record_batch::RecordBatch;
+use iceberg::spec::{NestedField, Operation, PrimitiveType, Schema, Transform, Type};
+use icehouse_workers::iceberg::{self as ice, CommitRequest, LoadedTable, PreparedCommit, Warehouse, COMMIT_ID_KEY};
+use serde_json::{json, Value};
+use sqlx::PgPool;
+
+const NS: &str = "sales";
+/// 2024-05-01T00:00:00Z in microseconds.
+const DAY0: i64 = 1_714_521_600_000_000;
+const DAY: i64 = 86_400_000_000;
+const HOUR: i64 = 3_600_000_000;
+
+#[derive(Clone, Debug)]
+struct Row {
+    id: i64,
+    ts: Option<i64>,
+    name: Option<&'static str>,
+    amount: Option<f64>,
+}
+
+fn row(id: i64, ts: Option<i64>, name: Option<&'static str>, amount: Option<f64>) -> Row {
+    Row { id, ts, name, amount }
+}
+
+impl Row {
+    /// As the reader script prints it: schema order, timestamps in µs.
+    fn json(&self) -> Value {
+        json!([self.id, self.ts, self.name, self.amount])
+    }
+}
+
+fn schema() -> Schema {
+    Schema::builder()
+        .with_fields(vec![
+            NestedField::required(1, "id", Type::Primitive(PrimitiveType::Long)).into(),
+            NestedField::optional(2, "ts", Type::Primitive(PrimitiveType::Timestamptz)).into(),
+            NestedField::optional(3, "name", Type::Primitive(PrimitiveType::String)).into(),
+            NestedField::optional(4, "amount", Type::Primitive(PrimitiveType::Double)).into(),
+        ])
+        .build()
+        .unwrap()
+}
+
+fn batch(table: &LoadedTable, rows: &[Row]) -> RecordBatch {
+    let schema = table.arrow_schema().unwrap();
+    let tz = match schema.field(1).data_type() {
+        DataType::Timestamp(_, tz) => tz.clone(),
+        other => panic!("ts is {other:?}"),
+    };
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.id))),
+        Arc::new(TimestampMicrosecondArray::from(rows.iter().map(|r| r.ts).collect::<Vec<_>>()).with_timezone_opt(tz)),
+        Arc::new(StringArray::from(rows.iter().map(|r| r.name).collect::<Vec<_>>())),
+        Arc::new(Float64Array::from(rows.iter().map(|r| r.amount).collect::<Vec<_>>())),
+    ];
+    RecordBatch::try_new(schema, columns).unwrap()
+}
+
+async fn create(pool: &PgPool, wh: &Warehouse, name: &str) -> LoadedTable {
+    let mut tx = pool.begin().await.unwrap();
+    let table = ice::create_table(&mut tx, wh, NS, name, schema(), &[("ts", Transform::Day)]).await.unwrap();
+    tx.commit().await.unwrap();
+    table
+}
+
+fn commit_summary(commit_id: &str) -> HashMap<String, String> {
+    HashMap::from([
+        (COMMIT_ID_KEY.to_string(), commit_id.to_string()),
+        ("icehouse.epoch".to_string(), "7".to_string()),
+        ("icehouse.next-offsets".to_string(), r#"{"0":42}"#.to_string()),
+    ])
+}
+
+/// Swaps in its own transaction and commits it; returns the swap's answer.
+async fn swap(pool: &PgPool, wh: &Warehouse, prepared: &PreparedCommit) -> bool {
+    let mut tx = pool.begin().await.unwrap();
+    let swapped = ice::swap_pointer(&mut tx, wh, prepared).await.unwrap();
+    tx.commit().await.unwrap();
+    if swapped {
+        ice::finish_commit(wh, prepared).await;
+    }
+    swapped
+}
+
+/// Writes, prepares and lands one append of `rows`; returns the new table.
+async fn append(pool: &PgPool, wh: &Warehouse, table: &LoadedTable, rows: &[Row], commit_id: &str) -> LoadedTable {
+    let files = ice::write_data_files(wh, table, batch(table, rows)).await.unwrap();
+    let prepared = ice::prepare_append(wh, table, files, commit_summary(commit_id)).await.unwrap();
+    assert!(swap(pool, wh, &prepared).await, "swap on fresh metadata must succeed");
+    prepared.into_loaded()
+}
+
+async fn reload(pool: &PgPool, wh: &Warehouse, name: &str) -> LoadedTable {
+    let mut conn = pool.acquire().await.unwrap();
+    ice::load_table(&mut conn, wh, NS, name).await.unwrap().expect("table exists")
+}
+
+async fn pointer(pool: &PgPool, wh: &Warehouse, name: &str) -> (String, Option<String>) {
+    sqlx::query_as(
+        "SELECT metadata_location, previous_metadata_location FROM iceberg_tables
+         WHERE catalog_name = $1 AND table_namespace = $2 AND table_name = $3",
+    )
+    .bind(&wh.catalog_name)
+    .bind(NS)
+    .bind(name)
+    .fetch_one(pool)
+    .await
+    .unwrap()
+}
+
+/// The URL of the per-test database `sqlx::test` made, for the readers.
+async fn reader_url(pool: &PgPool) -> String {
+    let base = std::env::var("DATABASE_URL").expect("DATABASE_URL is set for sqlx::test");
+    let db: String = sqlx::query_scalar("SELECT current_database()").fetch_one(pool).await.unwrap();
+    let without_query = base.split('?').next().unwrap();
+    let (server, _) = without_query.rsplit_once('/').expect("DATABASE_URL has a database name");
+    let rest = server.split_once("://").expect("DATABASE_URL has a scheme").1;
+    format!("postgresql+psycopg2://{rest}/{db}")
+}
+
+/// What PyIceberg and DuckDB read from the table (see tests/python/read_table.py).
+async fn read_externally(pool: &PgPool, wh: &Warehouse, name: &str) -> Value {
+    let python = std::env::var("ICEHOUSE_PYTHON").unwrap_or_else(|_| {
+        panic!(
+            "ICEHOUSE_PYTHON is not set: these tests compare against PyIceberg and DuckDB. \
+             Run scripts/test.sh, or `source scripts/lib.sh && ensure_python_readers` and export ICEHOUSE_PYTHON"
+        )
+    });
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/read_table.py");
+    let output = tokio::process::Command::new(&python)
+        .arg(&script)
+        .args(["--uri", &reader_url(pool).await])
+        .args(["--warehouse", &wh.root_url()])
+        .args(["--catalog", &wh.catalog_name])
+        .args(["--table", &format!("{NS}.{name}")])
+        .output()
+        .await
+        .unwrap_or_else(|e| panic!("cannot run {python}: {e}"));
+    assert!(
+        output.status.success(),
+        "read_table.py failed ({}):\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("read_table.py prints JSON")
+}
+
+fn sorted_by_id(rows: &Value) -> Vec<Value> {
+    let mut rows = rows.as_array().expect("rows are a list").clone();
+    rows.sort_by_key(|r| r[0].as_i64().expect("id is a number"));
+    rows
+}
+
+fn expected(rows: &[&[Row]]) -> Vec<Value> {
+    let mut all: Vec<&Row> = rows.iter().flat_map(|r| r.iter()).collect();
+    all.sort_by_key(|r| r.id);
+    all.into_iter().map(Row::json).collect()
+}
+
+/// Asserts both readers see exactly `want` (and the catalog points where we think).
+async fn assert_readers_see(pool: &PgPool, wh: &Warehouse, table: &LoadedTable, want: &[Value]) -> Value {
+    let read = read_externally(pool, wh, &table.name).await;
+    assert_eq!(read["columns"], json!(["id", "ts", "name", "amount"]));
+    assert_eq!(read["metadata_location"], json!(table.metadata_location));
+    assert_eq!(sorted_by_id(&read["pyiceberg"]), want, "PyIceberg rows");
+    assert_eq!(sorted_by_id(&read["duckdb"]), want, "DuckDB rows");
+    read
+}
+
+fn warehouse(dir: &tempfile::TempDir) -> Warehouse {
+    Warehouse::local("0195b7e0-0000-7000-8000-000000000001", dir.path()).unwrap()
+}
+
+fn commit1() -> Vec<Row> {
+    vec![
+        row(1, Some(DAY0 + HOUR), Some("alice"), Some(10.5)),
+        row(2, Some(DAY0 + 23 * HOUR), None, Some(-3.25)),
+        row(3, Some(DAY0 + DAY + 5), Some("bob"), None),
+        row(4, None, Some("no time"), Some(0.0)),
+    ]
+}
+
+fn commit2() -> Vec<Row> {
+    vec![
+        row(5, Some(DAY0 + 2 * DAY), Some("carol"), Some(1e6)),
+        row(6, Some(DAY0 - 1), Some("just before day 0"), Some(7.0)),
+        row(7, Some(DAY0 + HOUR * 2), None, None),
+    ]
+}
+
+fn commit3() -> Vec<Row> {
+    vec![row(8, Some(DAY0 + DAY + HOUR), Some("dave ✓"), Some(2.5)), row(9, None, None, None)]
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn three_appends_read_back_exactly_by_pyiceberg_and_duckdb(pool: PgPool) {
+    let dir = tempfile::tempdir().unwrap();
+    let wh = warehouse(&dir);
+    let created = create(&pool, &wh, "orders").await;
+    let root = dir.path().display().to_string();
+    assert!(created.metadata_location.starts_with(&format!("file://{root}/{NS}/orders/metadata/00000-")));
+    assert!(created.metadata_location.ends_with(".metadata.json"));
+    let props = created.metadata.properties();
+    assert_eq!(props["write.format.default"], "parquet");
+    assert_eq!(props["write.parquet.compression-codec"], "zstd");
+    assert_eq!(props["write.metadata.delete-after-commit.enabled"], "true");
+
+    // PyIceberg's mark of a namespace, and idempotent creation.
+    let ns_rows: Vec<(String, String)> = sqlx::query_as(
+        "SELECT property_key, property_value FROM iceberg_namespace_properties WHERE catalog_name = $1 AND namespace = $2",
+    )
+    .bind(&wh.catalog_name)
+    .bind(NS)
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(ns_rows, vec![("exists".to_string(), "true".to_string())]);
+    let again = create(&pool, &wh, "orders").await;
+    assert_eq!(again.metadata_location, created.metadata_location);
+    assert_eq!(std::fs::read_dir(dir.path().join("sales/orders/metadata")).unwrap().count(), 1);
+
+    let (c1, c2, c3) = (commit1(), commit2(), commit3());
+    let t1 = append(&pool, &wh, &created, &c1, "commit-1").await;
+    let t2 = append(&pool, &wh, &t1, &c2, "commit-2").await;
+    let t3 = append(&pool, &wh, &t2, &c3, "commit-3").await;
+    assert_eq!(reload(&pool, &wh, "orders").await.metadata_location, t3.metadata_location);
+    assert_eq!(pointer(&pool, &wh, "orders").await, (t3.metadata_location.clone(), Some(t2.metadata_location.clone())));
+
+    // Snapshots: unique ids, a parent chain, growing sequence numbers, totals.
+    let mut snapshots: Vec<_> = t3.metadata.snapshots().cloned().collect();
+    snapshots.sort_by_key(|s| s.sequence_number());
+    assert_eq!(snapshots.iter().map(|s| s.sequence_number()).collect::<Vec<_>>(), vec![1, 2, 3]);
+    assert_eq!(snapshots.iter().map(|s| s.snapshot_id()).collect::<HashSet<_>>().len(), 3);
+    assert_eq!(snapshots[0].parent_snapshot_id(), None);
+    assert_eq!(snapshots[1].parent_snapshot_id(), Some(snapshots[0].snapshot_id()));
+    assert_eq!(snapshots[2].parent_snapshot_id(), Some(snapshots[1].snapshot_id()));
+    assert_eq!(t3.current_snapshot_id(), Some(snapshots[2].snapshot_id()));
+    let summary = |i: usize| &snapshots[i].summary().additional_properties;
+    // Commit 1 spans days 0, 1 and "null"; commit 2 days -1, 0, 2; commit 3 days 1 and "null".
+    let expect_counts = [("4", "3", "4", "3"), ("3", "3", "7", "6"), ("2", "2", "9", "8")];
+    for (i, (added_records, added_files, total_records, total_files)) in expect_counts.into_iter().enumerate() {
+        assert_eq!(snapshots[i].summary().operation, Operation::Append);
+        assert_eq!(summary(i)["added-records"], added_records, "snapshot {i}");
+        assert_eq!(summary(i)["added-data-files"], added_files, "snapshot {i}");
+        assert_eq!(summary(i)["total-records"], total_records, "snapshot {i}");
+        assert_eq!(summary(i)["total-data-files"], total_files, "snapshot {i}");
+        assert_eq!(summary(i)[COMMIT_ID_KEY], format!("commit-{}", i + 1));
+        assert_eq!(summary(i)["icehouse.next-offsets"], r#"{"0":42}"#);
+        assert_eq!(summary(i)["total-delete-files"], "0");
+    }
+    let total_size: u64 =
+        ice::live_files(&wh, &t3).await.unwrap().iter().map(|f| f.data_file.file_size_in_bytes()).sum();
+    assert_eq!(summary(2)["total-files-size"], total_size.to_string());
+
+    // Data files: one per day partition per commit, zstd, under the partition folder.
+    let live = ice::live_files(&wh, &t3).await.unwrap();
+    assert_eq!(live.len(), 8);
+    let mut dirs: Vec<String> = live
+        .iter()
+        .map(|f| {
+            Path::new(f.data_file.file_path()).parent().unwrap().file_name().unwrap().to_string_lossy().into_owned()
+        })
+        .collect();
+    dirs.sort();
+    dirs.dedup();
+    assert_eq!(
+        dirs,
+        ["ts_day=2024-04-30", "ts_day=2024-05-01", "ts_day=2024-05-02", "ts_day=2024-05-03", "ts_day=null"]
+    );
+    for file in &live {
+        let path = file.data_file.file_path().strip_prefix("file://").unwrap();
+        let reader = parquet::file::reader::SerializedFileReader::new(std::fs::File::open(path).unwrap()).unwrap();
+        let meta = parquet::file::reader::FileReader::metadata(&reader);
+        for column in meta.row_group(0).columns() {
+            assert!(
+                matches!(column.compression(), parquet::basic::Compression::ZSTD(_)),
+                "{path}: {:?}",
+                column.compression()
+            );
+        }
+    }
+
+    // The external readers see exactly the rows written, and our snapshots.
+    let read = assert_readers_see(&pool, &wh, &t3, &expected(&[&c1, &c2, &c3])).await;
+    let mut seen = read["snapshots"].as_array().unwrap().clone();
+    seen.sort_by_key(|s| s["sequence_number"].as_i64().unwrap());
+    let ids: Vec<(i64, &str)> = seen
+        .iter()
+        .map(|s| (s["sequence_number"].as_i64().unwrap(), s["summary"][COMMIT_ID_KEY].as_str().unwrap()))
+        .collect();
+    assert_eq!(ids, vec![(1, "commit-1"), (2, "commit-2"), (3, "commit-3")]);
+    assert_eq!(seen[2]["snapshot_id"], json!(snapshots[2].snapshot_id()));
+    assert_eq!(seen[2]["operation"], "append");
+    assert_eq!(seen[2]["summary"]["total-records"], "9");
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_stale_swap_is_refused_and_the_same_files_land_once_on_fresh_metadata(pool: PgPool) {
+    let dir = tempfile::tempdir().unwrap();
+    let wh = warehouse(&dir);
+    let created = create(&pool, &wh, "events").await;
+    let c1 = commit1();
+    let base = append(&pool, &wh, &created, &c1, "first").await;
+
+    // Two writers build on the same metadata; the first one lands.
+    let (winner_rows, loser_rows) = (commit2(), commit3());
+    let winner_files = ice::write_data_files(&wh, &base, batch(&base, &winner_rows)).await.unwrap();
+    let loser_files = ice::write_data_files(&wh, &base, batch(&base, &loser_rows)).await.unwrap();
+    let winner = ice::prepare_append(&wh, &base, winner_files, commit_summary("winner")).await.unwrap();
+    let stale = ice::prepare_append(&wh, &base, loser_files.clone(), commit_summary("loser")).await.unwrap();
+    assert!(swap(&pool, &wh, &winner).await);
+
+    // The stale commit is refused and changes nothing.
+    assert!(!swap(&pool, &wh, &stale).await, "a swap built on replaced metadata must fail");
+    assert_eq!(
+        pointer(&pool, &wh, "events").await,
+        (winner.new_metadata_location.clone(), Some(base.metadata_location.clone()))
+    );
+    let current = reload(&pool, &wh, "events").await;
+    assert_eq!(current.current_snapshot_id(), Some(winner.snapshot_id));
+    assert!(!ice::has_commit(&current.metadata, "loser"));
+    ice::discard_prepared(&wh, &stale).await;
+    for path in &stale.written_files {
+        assert!(!Path::new(path.strip_prefix("file://").unwrap()).exists(), "{path} left behind");
+    }
+    assert_readers_see(&pool, &wh, &current, &expected(&[&c1, &winner_rows])).await;
+
+    // Re-prepared on fresh metadata, the same data files land, once.
+    let retried = ice::prepare_append(&wh, &current, loser_files.clone(), commit_summary("loser")).await.unwrap();
+    assert_eq!(retried.previous_metadata_location, winner.new_metadata_location);
+    assert!(swap(&pool, &wh, &retried).await);
+    let done = reload(&pool, &wh, "events").await;
+    assert_eq!(done.metadata.snapshots().count(), 3);
+    let live: Vec<String> =
+        ice::live_files(&wh, &done).await.unwrap().iter().map(|f| f.data_file.file_path().to_string()).collect();
+    for file in &loser_files {
+        assert_eq!(live.iter().filter(|p| *p == file.file_path()).count(), 1, "{} listed once", file.file_path());
+    }
+    assert_eq!(live.iter().collect::<HashSet<_>>().len(), live.len());
+    let summary = &done.metadata.current_snapshot().unwrap().summary().additional_properties;
+    assert_eq!(summary["total-records"], (c1.len() + winner_rows.len() + loser_rows.len()).to_string());
+    assert_readers_see(&pool, &wh, &done, &expected(&[&c1, &winner_rows, &loser_rows])).await;
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn has_commit_sees_a_commit_only_after_its_swap(pool: PgPool) {
+    let dir = tempfile::tempdir().unwrap();
+    let wh = warehouse(&dir);
+    let created = create(&pool, &wh, "clicks").await;
+    let earlier = append(&pool, &wh, &created, &commit1(), "earlier").await;
+
+    let files = ice::write_data_files(&wh, &earlier, batch(&earlier, &commit2())).await.unwrap();
+    let prepared = ice::prepare_append(&wh, &earlier, files, commit_summary("the-commit")).await.unwrap();
+    assert!(!ice::has_commit(&reload(&pool, &wh, "clicks").await.metadata, "the-commit"), "visible before its swap");
+
+    // A swap whose transaction rolls back did not happen either.
+    let mut tx = pool.begin().await.unwrap();
+    assert!(ice::swap_pointer(&mut tx, &wh, &prepared).await.unwrap());
+    tx.rollback().await.unwrap();
+    let after_rollback = reload(&pool, &wh, "clicks").await;
+    assert!(!ice::has_commit(&after_rollback.metadata, "the-commit"), "visible after a rolled-back swap");
+    assert_eq!(after_rollback.metadata_location, earlier.metadata_location);
+
+    assert!(swap(&pool, &wh, &prepared).await);
+    let after = reload(&pool, &wh, "clicks").await;
+    assert!(ice::has_commit(&after.metadata, "the-commit"));
+    assert!(ice::has_commit(&after.metadata, "earlier"), "older commits stay findable");
+    assert!(!ice::has_commit(&after.metadata, "never-made"));
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_replace_commit_compacts_files_and_keeps_the_rows(pool: PgPool) {
+    let dir = tempfile::tempdir().unwrap();
+    let wh = warehouse(&dir);
+    let created = create(&pool, &wh, "metrics").await;
+    let (c1, c2, c3) = (commit1(), commit2(), commit3());
+    let t1 = append(&pool, &wh, &created, &c1, "a").await;
+    let t2 = append(&pool, &wh, &t1, &c2, "b").await;
+    let t3 = append(&pool, &wh, &t2, &c3, "c").await;
+
+    // Compact day 2024-05-01 (ids 1, 2 from commit 1 and 7 from commit 2) into one file.
+    let day = "ts_day=2024-05-01/";
+    let victims: Vec<_> = ice::live_files(&wh, &t3)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|f| f.data_file.file_path().contains(day))
+        .collect();
+    assert_eq!(victims.len(), 2);
+    let compacted_rows: Vec<Row> = c1.iter().chain(&c2).filter(|r| [1, 2, 7].contains(&r.id)).cloned().collect();
+    let compacted = ice::write_data_files(&wh, &t3, batch(&t3, &compacted_rows)).await.unwrap();
+    assert_eq!(compacted.len(), 1);
+    let request = CommitRequest {
+        operation: Operation::Replace,
+        added: compacted.clone(),
+        removed: victims.clone(),
+        summary: HashMap::from([(COMMIT_ID_KEY.to_string(), "compaction".to_string())]),
+    };
+    let prepared = ice::prepare_commit(&wh, &t3, request.clone()).await.unwrap();
+    assert!(swap(&pool, &wh, &prepared).await);
+    let t4 = reload(&pool, &wh, "metrics").await;
+    let summary = &t4.metadata.current_snapshot().unwrap().summary();
+    assert_eq!(summary.operation, Operation::Replace);
+    assert_eq!(summary.additional_properties["deleted-data-files"], "2");
+    assert_eq!(summary.additional_properties["added-data-files"], "1");
+    assert_eq!(summary.additional_properties["total-data-files"], "7");
+    assert_eq!(summary.additional_properties["total-records"], "9");
+    let live = ice::live_files(&wh, &t4).await.unwrap();
+    assert_eq!(live.len(), 7);
+    assert!(live.iter().all(|f| !victims.iter().any(|v| v.data_file.file_path() == f.data_file.file_path())));
+    assert_readers_see(&pool, &wh, &t4, &expected(&[&c1, &c2, &c3])).await;
+
+    // The same replace again conflicts: its files are no longer live.
+    let err = ice::prepare_commit(&wh, &t4, request).await.unwrap_err();
+    assert!(format!("{err:#}").contains("no longer"), "{err:#}");
+
+    // Appends go on after a replace, and a replace that drops rows is refused.
+    let extra = vec![row(10, Some(DAY0 + HOUR * 3), Some("after"), Some(1.0))];
+    let t5 = append(&pool, &wh, &t4, &extra, "d").await;
+    assert_readers_see(&pool, &wh, &t5, &expected(&[&c1, &c2, &c3, &extra])).await;
+    let lossy = CommitRequest {
+        operation: Operation::Replace,
+        added: vec![],
+        removed: ice::live_files(&wh, &t5).await.unwrap(),
+        summary: HashMap::new(),
+    };
+    assert!(ice::prepare_commit(&wh, &t5, lossy).await.is_err());
+}
