@@ -261,3 +261,62 @@ impl Api {
         Ok(body)
     }
 }
+
+/// An `icehouse-worker` process, killed on drop.
+pub struct Worker {
+    pub child: Child,
+    env: Vec<(String, String)>,
+}
+
+impl Worker {
+    pub fn start(env: &[(String, String)]) -> anyhow::Result<Worker> {
+        let child = Command::new(binary("icehouse-worker"))
+            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .current_dir(std::env::temp_dir())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .context("starting icehouse-worker")?;
+        Ok(Worker { child, env: env.to_vec() })
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn signal(&self, signal: &str) {
+        let ok = Command::new("kill").args([&format!("-{signal}"), &self.pid().to_string()]).status();
+        assert!(ok.is_ok_and(|s| s.success()), "kill -{signal} {}", self.pid());
+    }
+
+    /// SIGKILL, reap, and start a fresh process with the same settings.
+    pub fn kill9_and_restart(&mut self) -> anyhow::Result<()> {
+        self.child.kill()?;
+        self.child.wait()?;
+        *self = Worker::start(&self.env)?;
+        Ok(())
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The OS pid and epoch of the worker holding the pipeline's lease, if any.
+pub async fn lease_holder(db_url: &str, pipeline_id: &str) -> anyhow::Result<Option<(u32, i64)>> {
+    let mut conn = PgConnection::connect(db_url).await?;
+    let mut tx = conn.begin().await?;
+    sqlx::query("SELECT set_config('icehouse.system', 'on', true)").execute(&mut *tx).await?;
+    let row: Option<(i32, i64)> = sqlx::query_as(
+        "SELECT w.pid, l.epoch FROM pipeline_leases l JOIN workers w ON w.id = l.worker_id
+         WHERE l.pipeline_id = $1::uuid AND l.lease_expires_at > now()",
+    )
+    .bind(pipeline_id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(row.map(|(pid, epoch)| (pid as u32, epoch)))
+}

@@ -423,7 +423,10 @@ async fn commit(
             swapped &= ice::swap_pointer(&mut tx, warehouse, prepared).await?;
         }
         if !swapped {
-            drop(tx); // rolls back
+            tx.rollback().await?;
+            for prepared in prepared_rows.iter().chain(prepared_dead.iter()) {
+                ice::discard_prepared(warehouse, prepared).await;
+            }
             tracing::info!(pipeline = %lease.pipeline_id, "lost a commit race; retrying on fresh metadata");
             continue;
         }
@@ -464,6 +467,9 @@ async fn commit(
         .await?;
         match tx.commit().await {
             Ok(()) => {
+                for prepared in prepared_rows.iter().chain(prepared_dead.iter()) {
+                    ice::finish_commit(warehouse, prepared).await;
+                }
                 if let Some(p) = prepared_rows {
                     tables.0 = p.into_loaded();
                 }

@@ -1,0 +1,135 @@
+//! Exactly once when things go wrong: a fleet of two `icehouse-worker`
+//! processes, one killed with SIGKILL again and again, or frozen past its
+//! lease while the other takes over.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use icehouse_e2e::{lease_holder, test_env, Api, Broker, Server, TestDb, Worker};
+
+/// Settings for a fast-failover fleet: short leases, frequent heartbeats.
+fn fleet_env(db_url: &str) -> Vec<(String, String)> {
+    let mut env = test_env(db_url);
+    env.push(("ICEHOUSE__WORKER__MAX_MESSAGE_BYTES".into(), MAX_MESSAGE_BYTES.to_string()));
+    env.push(("ICEHOUSE__WORKER__LEASE_TTL_SECS".into(), "2".into()));
+    env.push(("ICEHOUSE__WORKER__HEARTBEAT_MS".into(), "300".into()));
+    env
+}
+
+struct Fleet {
+    broker: Broker,
+    db: TestDb,
+    _server: Server,
+    api: Api,
+    workers: Vec<Worker>,
+    pipeline: String,
+    catalog: String,
+    warehouse_uri: String,
+}
+
+async fn fleet() -> Fleet {
+    let broker = Broker::start_memory().await.unwrap();
+    broker.create_topic("sales", PARTITIONS).await.unwrap();
+    let db = TestDb::create("icehouse_e2e").await.unwrap();
+    let env = fleet_env(&db.url);
+    let server = Server::start("serve", &env, &std::env::temp_dir()).unwrap();
+    let workers = vec![Worker::start(&env).unwrap(), Worker::start(&env).unwrap()];
+    let api = Api::signup(&server.base_url).await.unwrap();
+    let warehouse = std::env::temp_dir().join(format!("icehouse-e2e-wh-{}", uuid::Uuid::new_v4().simple()));
+    let (pipeline, catalog, warehouse_uri) = create_pipeline(&api, &broker, &warehouse).await;
+    Fleet { broker, db, _server: server, api, workers, pipeline, catalog, warehouse_uri }
+}
+
+impl Fleet {
+    /// The worker holding the lease now, waiting for one to hold it.
+    async fn holder(&self) -> (usize, i64) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some((pid, epoch)) = lease_holder(&self.db.url, &self.pipeline).await.unwrap() {
+                if let Some(i) = self.workers.iter().position(|w| w.pid() == pid) {
+                    return (i, epoch);
+                }
+            }
+            assert!(Instant::now() < deadline, "no worker took the pipeline");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn committed(&self) -> i64 {
+        let s = self.api.get(&format!("/api/v1/pipelines/{}/status", self.pipeline)).await.unwrap();
+        s["rows_committed"].as_i64().unwrap() + s["dead_letter_rows"].as_i64().unwrap()
+    }
+}
+
+#[tokio::test]
+async fn killing_the_lease_holder_five_times_loses_and_duplicates_nothing() {
+    let n = message_count().min(100_000);
+    let mut f = fleet().await;
+    let addr = f.broker.addr.clone();
+    // Messages keep arriving while workers die.
+    let producer = tokio::spawn(async move {
+        for chunk in 0..10 {
+            produce(&addr, "sales", chunk * n / 10..(chunk + 1) * n / 10).await;
+            tokio::time::sleep(Duration::from_millis(700)).await;
+        }
+    });
+
+    let mut last_epoch = 0;
+    for kill in 0..5 {
+        // Let the current holder commit something first, then kill it mid-stream.
+        let before = f.committed().await;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while f.committed().await == before && (kill * n / 5) as i64 > before {
+            assert!(Instant::now() < deadline, "no progress before kill {kill}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let (i, epoch) = f.holder().await;
+        assert!(epoch > last_epoch, "every claim has a new epoch");
+        last_epoch = epoch;
+        f.workers[i].kill9_and_restart().unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    producer.await.unwrap();
+    wait_for_total(&f.api, &f.pipeline, n, Duration::from_secs(180)).await;
+    let (_, epoch) = f.holder().await;
+    assert!(epoch >= 6, "five take-overs happened (epoch {epoch})");
+    assert_tables_exact(&f.db.url, &f.catalog, &f.warehouse_uri, n);
+    drop(f.workers);
+    f.db.drop_now().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_frozen_worker_cannot_commit_after_another_took_its_lease() {
+    let n = message_count().min(60_000);
+    let f = fleet().await;
+    produce(&f.broker.addr, "sales", 0..n / 3).await;
+    wait_for_total(&f.api, &f.pipeline, n / 3, Duration::from_secs(120)).await;
+
+    // Freeze the holder past its lease, with fresh messages in its consumer.
+    let (frozen, epoch) = f.holder().await;
+    produce(&f.broker.addr, "sales", n / 3..2 * n / 3).await;
+    f.workers[frozen].signal("STOP");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let (taker, new_epoch) = loop {
+        let (i, e) = f.holder().await;
+        if i != frozen {
+            break (i, e);
+        }
+        assert!(Instant::now() < deadline, "nobody took over the frozen worker's lease");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(new_epoch > epoch);
+    wait_for_total(&f.api, &f.pipeline, 2 * n / 3, Duration::from_secs(120)).await;
+
+    // Wake it: whatever it was about to commit is refused by the epoch check.
+    f.workers[frozen].signal("CONT");
+    produce(&f.broker.addr, "sales", 2 * n / 3..n).await;
+    wait_for_total(&f.api, &f.pipeline, n, Duration::from_secs(120)).await;
+    tokio::time::sleep(Duration::from_secs(3)).await; // room for a late, refused commit
+    assert_eq!(f.committed().await, n as i64, "a late commit added rows");
+    assert_eq!(f.holder().await.0, taker);
+    assert_tables_exact(&f.db.url, &f.catalog, &f.warehouse_uri, n);
+    f.db.drop_now().await.unwrap();
+}
