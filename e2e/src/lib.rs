@@ -148,15 +148,22 @@ pub fn tansu_binary() -> PathBuf {
 impl Broker {
     /// Starts tansu with in-memory storage (fast; lost on restart).
     pub async fn start_memory() -> anyhow::Result<Broker> {
-        Self::start_on(free_port(), "memory://tansu/".to_string()).await
+        Self::start_on(free_port(), "memory://tansu/".to_string(), &std::env::temp_dir()).await
     }
 
-    /// Starts tansu on `port` with `storage` (e.g. `sqlite://<path>` to survive restarts).
-    pub async fn start_on(port: u16, storage: String) -> anyhow::Result<Broker> {
+    /// Starts tansu on `port` with SQLite storage in `dir` (survives kill -9 and restart).
+    pub async fn start_durable(port: u16, dir: &Path) -> anyhow::Result<Broker> {
+        // tansu resolves the SQLite path against its working directory.
+        Self::start_on(port, "sqlite://tansu.db".to_string(), dir).await
+    }
+
+    /// Starts tansu on `port` with `storage`, in the working directory `dir`.
+    pub async fn start_on(port: u16, storage: String, dir: &Path) -> anyhow::Result<Broker> {
         let addr = format!("127.0.0.1:{port}");
         let url = format!("tcp://{addr}");
         let child = Command::new(tansu_binary())
             .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url, "--storage-engine", &storage])
+            .current_dir(dir)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -168,6 +175,11 @@ impl Broker {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         Ok(broker)
+    }
+
+    pub fn signal(&self, signal: &str) {
+        let ok = Command::new("kill").args([&format!("-{signal}"), &self.child.id().to_string()]).status();
+        assert!(ok.is_ok_and(|s| s.success()), "kill -{signal} tansu");
     }
 
     pub fn port(&self) -> u16 {

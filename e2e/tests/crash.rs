@@ -133,3 +133,64 @@ async fn a_frozen_worker_cannot_commit_after_another_took_its_lease() {
     assert_tables_exact(&f.db.url, &f.catalog, &f.warehouse_uri, n);
     f.db.drop_now().await.unwrap();
 }
+
+async fn wait_for_state(api: &Api, pipeline: &str, state: &str, timeout: Duration) -> serde_json::Value {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let s = api.get(&format!("/api/v1/pipelines/{pipeline}/status")).await.unwrap();
+        if s["state"] == state {
+            return s;
+        }
+        assert!(Instant::now() < deadline, "pipeline never became {state}: {s}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// The broker frozen for 20 s, then killed and restarted on its durable
+/// storage: the pipeline says `failing` with the reason, recovers by itself,
+/// and the tables are exactly right.
+#[tokio::test]
+async fn a_frozen_then_restarted_broker_makes_the_pipeline_fail_and_recover() {
+    let n = message_count().min(30_000);
+    let dir = std::env::temp_dir().join(format!("icehouse-e2e-tansu-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let port = icehouse_e2e::free_port();
+    let mut broker = Broker::start_durable(port, &dir).await.unwrap();
+    broker.create_topic("sales", PARTITIONS).await.unwrap();
+    let db = TestDb::create("icehouse_e2e").await.unwrap();
+    let mut env = fleet_env(&db.url);
+    env.push(("ICEHOUSE__WORKER__IN_PROCESS".into(), "true".into()));
+    let server = Server::start("serve", &env, &std::env::temp_dir()).unwrap();
+    let api = Api::signup(&server.base_url).await.unwrap();
+    let warehouse = std::env::temp_dir().join(format!("icehouse-e2e-wh-{}", uuid::Uuid::new_v4().simple()));
+    let (pipeline, catalog, warehouse_uri) = create_pipeline(&api, &broker, &warehouse).await;
+
+    produce(&broker.addr, "sales", 0..n / 3).await;
+    wait_for_total(&api, &pipeline, n / 3, Duration::from_secs(120)).await;
+    wait_for_state(&api, &pipeline, "running", Duration::from_secs(30)).await;
+
+    // Frozen: requests time out, the pipeline says so, and comes back by itself.
+    broker.signal("STOP");
+    let failing = wait_for_state(&api, &pipeline, "failing", Duration::from_secs(40)).await;
+    assert!(failing["last_error"].as_str().unwrap().starts_with("Kafka: "), "{failing}");
+    tokio::time::sleep(Duration::from_secs(20).saturating_sub(Duration::from_secs(0))).await;
+    broker.signal("CONT");
+    produce(&broker.addr, "sales", n / 3..2 * n / 3).await;
+    wait_for_total(&api, &pipeline, 2 * n / 3, Duration::from_secs(120)).await;
+    wait_for_state(&api, &pipeline, "running", Duration::from_secs(30)).await;
+
+    // Killed and restarted on the same storage: the same again.
+    broker.child.kill().unwrap();
+    broker.child.wait().unwrap();
+    let failing = wait_for_state(&api, &pipeline, "failing", Duration::from_secs(40)).await;
+    assert!(failing["last_error"].as_str().unwrap().contains("Kafka"), "{failing}");
+    broker = Broker::start_durable(port, &dir).await.unwrap();
+    produce(&broker.addr, "sales", 2 * n / 3..n).await;
+    wait_for_total(&api, &pipeline, n, Duration::from_secs(120)).await;
+    wait_for_state(&api, &pipeline, "running", Duration::from_secs(30)).await;
+
+    assert_tables_exact(&db.url, &catalog, &warehouse_uri, n);
+    drop(server);
+    drop(broker);
+    db.drop_now().await.unwrap();
+}

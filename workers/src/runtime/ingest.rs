@@ -109,6 +109,11 @@ pub async fn run(
     let mut deadline = tokio::time::Instant::now() + flush_every;
     let mut in_flight: Option<JoinHandle<anyhow::Result<Committed>>> = None;
     let mut failing = false;
+    // librdkafka keeps reporting a broker that is down or frozen (on every
+    // reconnect, or when a request times out); this long without a report
+    // means it is back, even if the topic is idle.
+    let quiet_for_recovery = Duration::from_secs(15);
+    let mut last_error_at = std::time::Instant::now();
 
     loop {
         let flush_now = tokio::select! {
@@ -130,6 +135,7 @@ pub async fn run(
                     Err(e) => {
                         let reported = consumer.context().last.lock().unwrap().take();
                         let reason = reported.unwrap_or_else(|| e.to_string());
+                        last_error_at = std::time::Instant::now();
                         if !failing {
                             failing = true;
                             lease::set_failing(&pool, &lease, &format!("Kafka: {reason}")).await?;
@@ -144,8 +150,14 @@ pub async fn run(
                     let reported = consumer.context().last.lock().unwrap().take();
                     if let Some(reason) = reported {
                         failing = true;
+                        last_error_at = std::time::Instant::now();
                         lease::set_failing(&pool, &lease, &format!("Kafka: {reason}")).await?;
                     }
+                } else if consumer.context().last.lock().unwrap().take().is_some() {
+                    last_error_at = std::time::Instant::now();
+                } else if last_error_at.elapsed() > quiet_for_recovery {
+                    failing = false;
+                    set_state(&pool, &lease, "running").await?;
                 }
                 true
             }
