@@ -5,6 +5,10 @@
 //!    tansu broker, committed by `icehouse serve` (in-process worker) into an
 //!    Iceberg table, against the rate at which a bare rdkafka consumer reads
 //!    the same topic from the same broker (the ceiling: nothing downstream).
+//!    Two tansu quirks shape this: its memory storage under-reports the high
+//!    watermark (so the consumers count messages rather than compare
+//!    offsets), and it answers every fetch only after `fetch.wait.max.ms`,
+//!    data waiting or not, which bounds both consumers alike.
 //! 2. The data plane alone, no broker: the same messages from memory through
 //!    `RowDecoder` → `write_data_files` → `prepare_append` → `swap_pointer`
 //!    on one tokio worker thread, against arrow's own JSON decoder and a plain
@@ -48,11 +52,19 @@ use sqlx::{Connection, PgConnection};
 const PARTITIONS: i32 = 4;
 /// Rows per batch of the data-plane run (one commit each).
 const BATCH_ROWS: usize = 100_000;
+/// Data-plane and reference runs, alternated; the faster of each counts.
+const PLANE_ROUNDS: usize = 2;
 const FRESHNESS_RATE: u64 = 20_000;
 /// How often the committed offsets are read while measuring.
 const POLL: Duration = Duration::from_millis(50);
 const E2E_TIMEOUT: Duration = Duration::from_secs(300);
 const MIB: f64 = 1024.0 * 1024.0;
+/// `fetch.wait.max.ms` of the pipeline's consumer (`runtime::ingest::connect`).
+/// tansu answers a fetch only after this wait even when data is waiting, so
+/// it sets the broker's read rate; the ceiling is also measured with
+/// [`SHORT_FETCH_WAIT_MS`] to show how much.
+const PIPELINE_FETCH_WAIT_MS: u32 = 100;
+const SHORT_FETCH_WAIT_MS: u32 = 10;
 
 /// Progress on stderr, so stdout holds only the results.
 macro_rules! progress {
@@ -73,11 +85,17 @@ async fn main() -> anyhow::Result<()> {
     // Ctrl-C drops the run's future: its broker and server are killed on drop,
     // and the database and files are removed below either way.
     let outcome = tokio::select! {
-        r = run(&db.url, &scratch.0, n, fresh_secs) => r,
-        _ = tokio::signal::ctrl_c() => Err(anyhow!("interrupted")),
+        r = run(&db.url, &scratch.0, n, fresh_secs) => Some(r),
+        _ = tokio::signal::ctrl_c() => None,
     };
     let dropped = db.drop_now().await.context("dropping the bench database");
     drop(scratch);
+    let Some(outcome) = outcome else {
+        // Not returning: the runtime would wait for a producer or consumer
+        // thread that may still be busy for minutes.
+        eprintln!("interrupted; the broker and server are stopped and the bench database dropped");
+        std::process::exit(130);
+    };
     let report = outcome?;
     dropped?;
     println!("{report}");
@@ -92,19 +110,26 @@ async fn run(db_url: &str, scratch: &Path, n: usize, fresh_secs: u64) -> anyhow:
     let messages = Arc::new(orders_messages(n));
     let json_bytes: usize = messages.iter().map(|m| m.value.as_ref().map_or(0, Vec::len)).sum();
 
-    // The CPU-bound runs first, while nothing else is running.
-    progress!(t0, "data plane: RowDecoder → Parquet → Iceberg commit, one thread, batches of {BATCH_ROWS}");
-    let plane = on_own_thread({
-        let (url, root, messages) = (db_url.to_string(), scratch.join("plane"), messages.clone());
-        move || icehouse_plane(&url, &root, &messages)
-    })
-    .await?;
-    progress!(t0, "reference: arrow-json → parquet-rs ArrowWriter, one thread");
-    let reference = on_own_thread({
-        let (root, messages) = (scratch.join("reference"), messages.clone());
-        move || reference_plane(&root, &messages)
-    })
-    .await?;
+    // The CPU-bound runs first, while nothing else is running; alternated
+    // and the faster of each kept, so neither gets a colder machine.
+    let (mut plane, mut reference): (Option<PlaneRun>, Option<PlaneRun>) = (None, None);
+    for round in 1..=PLANE_ROUNDS {
+        progress!(t0, "data plane {round}/{PLANE_ROUNDS}: RowDecoder → Parquet → Iceberg commit, one thread");
+        let run = on_own_thread("plane-icehouse", {
+            let (url, root, messages) = (db_url.to_string(), scratch.join("plane"), messages.clone());
+            move || icehouse_plane(&url, &root, &format!("orders_{round}"), &messages)
+        })
+        .await?;
+        plane = Some(faster(plane, run));
+        progress!(t0, "reference {round}/{PLANE_ROUNDS}: arrow-json → parquet-rs ArrowWriter, one thread");
+        let run = on_own_thread("plane-reference", {
+            let (root, messages) = (scratch.join(format!("reference-{round}")), messages.clone());
+            move || reference_plane(&root, &messages)
+        })
+        .await?;
+        reference = Some(faster(reference, run));
+    }
+    let (plane, reference) = (plane.context("no data-plane run")?, reference.context("no reference run")?);
 
     let broker = Broker::start_memory().await?;
     broker.create_topic("orders", PARTITIONS).await?;
@@ -120,9 +145,13 @@ async fn run(db_url: &str, scratch: &Path, n: usize, fresh_secs: u64) -> anyhow:
     let tansu_cpu0 = process_cpu(broker.child.id())?;
     let ceiling = {
         let addr = broker.addr.clone();
-        tokio::task::spawn_blocking(move || consume_all(&addr, "orders", n)).await??
+        tokio::task::spawn_blocking(move || consume_all(&addr, "orders", n, PIPELINE_FETCH_WAIT_MS)).await??
     };
     let ceiling_tansu_cores = (process_cpu(broker.child.id())? - tansu_cpu0) / ceiling.elapsed.as_secs_f64();
+    let short_wait = {
+        let addr = broker.addr.clone();
+        tokio::task::spawn_blocking(move || consume_all(&addr, "orders", n, SHORT_FETCH_WAIT_MS)).await??
+    };
 
     let mut env = test_env(db_url);
     env.push(("ICEHOUSE__WORKER__IN_PROCESS".into(), "true".into()));
@@ -155,6 +184,7 @@ async fn run(db_url: &str, scratch: &Path, n: usize, fresh_secs: u64) -> anyhow:
         watermarks,
         ceiling,
         ceiling_tansu_cores,
+        short_wait,
         e2e,
         plane,
         reference,
@@ -186,19 +216,30 @@ impl PlaneRun {
     }
 }
 
-/// Runs `f` on a thread of its own with a single-threaded tokio runtime,
-/// so the caller's runtime (and Ctrl-C) stays free.
-async fn on_own_thread<T: Send + 'static>(f: impl FnOnce() -> anyhow::Result<T> + Send + 'static) -> anyhow::Result<T> {
+/// The run with the shorter wall time.
+fn faster(best: Option<PlaneRun>, run: PlaneRun) -> PlaneRun {
+    match best {
+        Some(best) if best.wall <= run.wall => best,
+        _ => run,
+    }
+}
+
+/// Runs `f` on a named thread of its own (named for profilers), so the
+/// caller's runtime (and Ctrl-C) stays free.
+async fn on_own_thread<T: Send + 'static>(
+    name: &str,
+    f: impl FnOnce() -> anyhow::Result<T> + Send + 'static,
+) -> anyhow::Result<T> {
     let (tx, rx) = tokio::sync::oneshot::channel();
-    std::thread::spawn(move || {
+    std::thread::Builder::new().name(name.into()).spawn(move || {
         let _ = tx.send(f());
-    });
+    })?;
     rx.await.context("the bench thread panicked")?
 }
 
 /// `RowDecoder` → `write_data_files` → `prepare_append` → `swap_pointer` in a
 /// Postgres transaction, batch after batch, into one day-partitioned table.
-fn icehouse_plane(db_url: &str, root: &Path, messages: &[KafkaMessage]) -> anyhow::Result<PlaneRun> {
+fn icehouse_plane(db_url: &str, root: &Path, name: &str, messages: &[KafkaMessage]) -> anyhow::Result<PlaneRun> {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     rt.block_on(async {
         let mut conn = PgConnection::connect(db_url).await.context("connecting to the bench database")?;
@@ -208,7 +249,7 @@ fn icehouse_plane(db_url: &str, root: &Path, messages: &[KafkaMessage]) -> anyho
         let mut table = {
             let mut tx = conn.begin().await?;
             let day = [("sold_at", iceberg::spec::Transform::Day)];
-            let table = ice::create_table(&mut tx, &wh, "bench", "orders", table_schema(&mapping)?, &day).await?;
+            let table = ice::create_table(&mut tx, &wh, "bench", name, table_schema(&mapping)?, &day).await?;
             tx.commit().await?;
             table
         };
@@ -402,6 +443,8 @@ struct Rate {
     messages: usize,
     bytes: usize,
     elapsed: Duration,
+    /// CPU cores the bench process (the consumer) used meanwhile, if measured.
+    consumer_cores: Option<f64>,
 }
 
 impl Rate {
@@ -414,21 +457,23 @@ impl Rate {
 }
 
 /// Reads the topic from offset 0 with a bare consumer (the fetch settings
-/// the pipeline's consumer uses) until `n` messages have arrived.
-fn consume_all(addr: &str, topic: &str, n: usize) -> anyhow::Result<Rate> {
+/// the pipeline's consumer uses, [`PIPELINE_FETCH_WAIT_MS`] included) until
+/// `n` messages have arrived.
+fn consume_all(addr: &str, topic: &str, n: usize, fetch_wait_ms: u32) -> anyhow::Result<Rate> {
     let consumer: BaseConsumer = rdkafka::ClientConfig::new()
         .set("bootstrap.servers", addr)
         .set("group.id", format!("bench-{}", uuid::Uuid::new_v4()))
         .set("enable.auto.commit", "false")
         .set("enable.partition.eof", "false")
         .set("queued.max.messages.kbytes", "65536")
-        .set("fetch.wait.max.ms", "100")
+        .set("fetch.wait.max.ms", fetch_wait_ms.to_string())
         .create()?;
     let mut tpl = TopicPartitionList::new();
     for p in 0..PARTITIONS {
         tpl.add_partition_offset(topic, p, Offset::Offset(0))?;
     }
     consumer.assign(&tpl)?;
+    let cpu0 = process_cpu(std::process::id())?;
     let started = Instant::now();
     let (mut messages, mut bytes) = (0, 0);
     while messages < n {
@@ -442,16 +487,18 @@ fn consume_all(addr: &str, topic: &str, n: usize) -> anyhow::Result<Rate> {
             None => {}
         }
     }
-    Ok(Rate { messages, bytes, elapsed: started.elapsed() })
+    let elapsed = started.elapsed();
+    let consumer_cores = (process_cpu(std::process::id())? - cpu0) / elapsed.as_secs_f64();
+    Ok(Rate { messages, bytes, elapsed, consumer_cores: Some(consumer_cores) })
 }
 
 struct E2eRun {
     pipeline_id: String,
     rate: Rate,
-    /// From pipeline creation until its lease state was `running`, and until its first commit.
+    /// From pipeline creation until its lease state was `running`.
     running_after: Option<Duration>,
-    first_commit_after: Option<Duration>,
-    commits: usize,
+    /// Each commit seen: when (from pipeline creation) and how many messages it added.
+    commits: Vec<(Duration, i64)>,
     /// CPU cores used on average during the run: icehouse, tansu.
     cores: [f64; 2],
 }
@@ -476,7 +523,7 @@ async fn icehouse_e2e(
         .await?;
     let pipeline_id = p["id"].as_str().context("the pipeline has no id")?.to_string();
     let uuid: uuid::Uuid = pipeline_id.parse()?;
-    let (mut running_after, mut first_commit_after, mut commits, mut last_done) = (None, None, 0, 0);
+    let (mut running_after, mut commits, mut last_done) = (None, Vec::new(), 0);
     // Polled in Postgres (the rows the status endpoint reads): the status
     // endpoint also asks the broker for watermarks with a new client each call,
     // too heavy to call every 50 ms on the machine under test.
@@ -487,9 +534,8 @@ async fn icehouse_e2e(
                 running_after = Some(started.elapsed());
             }
             if done > last_done {
-                commits += 1;
+                commits.push((started.elapsed(), done - last_done));
                 last_done = done;
-                first_commit_after.get_or_insert(started.elapsed());
             }
             if done as usize >= n {
                 break;
@@ -514,9 +560,8 @@ async fn icehouse_e2e(
     ensure!(done as usize == n, "the status endpoint says {done} messages committed, not {n}: {status}");
     Ok(E2eRun {
         pipeline_id,
-        rate: Rate { messages: n, bytes, elapsed },
+        rate: Rate { messages: n, bytes, elapsed, consumer_cores: None },
         running_after,
-        first_commit_after,
         commits,
         cores,
     })
@@ -616,11 +661,11 @@ async fn freshness(
     let mut seen: Vec<(i64, i32, i64)> = Vec::new();
     let mut last: HashMap<i32, i64> = HashMap::new();
     let (mut polls, poll_started) = (0usize, Instant::now());
-    let mut produce_elapsed = None;
     let mut drain_deadline = None;
     loop {
-        let offsets = watch.offsets(pipeline).await?;
+        // Before the query: a commit its snapshot sees landed before this.
         let observed = now_us();
+        let offsets = watch.offsets(pipeline).await?;
         polls += 1;
         for (partition, next) in offsets {
             if last.get(&partition) != Some(&next) {
@@ -628,11 +673,10 @@ async fn freshness(
                 seen.push((observed, partition, next));
             }
         }
-        if produce_elapsed.is_none() && sending.is_finished() {
-            produce_elapsed = Some(poll_started.elapsed());
+        if drain_deadline.is_none() && sending.is_finished() {
             drain_deadline = Some(Instant::now() + Duration::from_secs(30));
         }
-        if produce_elapsed.is_some() {
+        if drain_deadline.is_some() {
             let log = producer.context().log.as_ref().map_or(0, |l| l.lock().unwrap().len());
             let committed: i64 = last.values().sum();
             if committed as usize >= log || drain_deadline.is_some_and(|d| Instant::now() > d) {
@@ -642,17 +686,18 @@ async fn freshness(
         tokio::time::sleep(POLL).await;
     }
     let poll_ms = poll_started.elapsed().as_secs_f64() * 1000.0 / polls.max(1) as f64;
-    sending.await??;
+    let produce_elapsed = sending.await??;
     producer.context().check()?;
-    let produce_elapsed = produce_elapsed.unwrap_or_default();
 
     // Per partition, the offsets in the order they were seen: a message is
     // committed at the first observation whose next offset is past it.
     let mut by_partition: HashMap<i32, Vec<(i64, i64)>> = HashMap::new();
-    let mut commits = 0;
+    // A commit moves every partition's offset at once: count the reads that saw one.
+    let (mut commits, mut last_commit_seen) = (0, None);
     for (observed, partition, next) in seen {
-        if next > 0 {
+        if next > 0 && last_commit_seen != Some(observed) {
             commits += 1;
+            last_commit_seen = Some(observed);
         }
         by_partition.entry(partition).or_default().push((next, observed));
     }
@@ -680,13 +725,13 @@ async fn freshness(
 }
 
 /// Sends `total` messages at [`FRESHNESS_RATE`], each carrying its send time
-/// as `produced_at_us` (also the delivery opaque).
+/// as `produced_at_us` (also the delivery opaque); returns how long sending took.
 fn paced_produce(
     producer: &ThreadedProducer<Deliveries>,
     topic: &str,
     templates: &[KafkaMessage],
     total: usize,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Duration> {
     let started = Instant::now();
     for i in 0..total {
         if i % 100 == 0 {
@@ -706,8 +751,9 @@ fn paced_produce(
             .payload(value.as_bytes());
         send(producer, record)?;
     }
+    let elapsed = started.elapsed();
     producer.flush(Duration::from_secs(30)).context("waiting for the broker's acks")?;
-    Ok(())
+    Ok(elapsed)
 }
 
 // --- the report --------------------------------------------------------------------------------
@@ -720,6 +766,8 @@ struct Report {
     watermarks: Vec<(i64, i64)>,
     ceiling: Rate,
     ceiling_tansu_cores: f64,
+    /// The ceiling again with [`SHORT_FETCH_WAIT_MS`].
+    short_wait: Rate,
     e2e: E2eRun,
     plane: PlaneRun,
     reference: PlaneRun,
@@ -794,36 +842,52 @@ fn report(r: &Report) -> String {
     let _ = writeln!(out);
     let _ = writeln!(
         out,
-        "1  produced in {:.1}s ({:.0} msg/s); broker watermarks (low, high) per partition {:?}",
+        "1  produced in {:.1}s ({:.0} msg/s); broker watermarks (low, high) per partition {:?} for {} messages \
+         each: tansu's memory storage under-reports the high watermark, so nothing here relies on it",
         secs(r.produce_time),
         r.n as f64 / secs(r.produce_time),
-        r.watermarks
+        r.watermarks,
+        r.n / PARTITIONS as usize
     );
     let _ = writeln!(
         out,
-        "   consume-only: {} messages in {:.2}s, tansu at {:.2} cores",
+        "   consume-only: {} messages in {:.2}s with fetch.wait.max.ms={PIPELINE_FETCH_WAIT_MS} (the pipeline's); \
+         consumer at {:.2} cores, tansu at {:.2} cores; with fetch.wait.max.ms={SHORT_FETCH_WAIT_MS}: {:.0} msg/s \
+         (tansu holds every fetch for the full wait)",
         ceiling.messages,
         secs(ceiling.elapsed),
-        r.ceiling_tansu_cores
+        ceiling.consumer_cores.unwrap_or(f64::NAN),
+        r.ceiling_tansu_cores,
+        r.short_wait.per_sec()
     );
     let ms = |d: Option<Duration>| d.map_or("-".to_string(), |d| format!("{:.0} ms", d.as_secs_f64() * 1000.0));
     let _ = writeln!(
         out,
-        "   icehouse: {:.2}s from pipeline creation (running after {}, first commit after {}), {} commits seen; \
-         icehouse at {:.2} cores, tansu at {:.2} cores",
+        "   icehouse: {:.2}s from pipeline creation, running after {}; icehouse at {:.2} cores, tansu at {:.2} cores",
         secs(e2e.elapsed),
         ms(r.e2e.running_after),
-        ms(r.e2e.first_commit_after),
-        r.e2e.commits,
         r.e2e.cores[0],
         r.e2e.cores[1]
     );
-    for (name, run) in [("data plane", plane), ("reference", reference)] {
+    let commits: Vec<String> =
+        r.e2e.commits.iter().map(|(at, rows)| format!("{:.2}s +{}k", at.as_secs_f64(), rows / 1000)).collect();
+    let _ = writeln!(out, "   commits seen (from creation, messages added): {}", commits.join(", "));
+    if let Some(running) = r.e2e.running_after {
+        let rate = e2e.messages as f64 / (e2e.elapsed - running).as_secs_f64();
+        let _ = writeln!(
+            out,
+            "   icehouse from `running` (without the lease claim) to committed: {rate:.0} msg/s, {:.2} of the ceiling",
+            rate / ceiling.per_sec()
+        );
+    }
+    for (name, run) in
+        [("data plane", plane), ("reference (UUIDs as strings, no partition split, no Iceberg metadata)", reference)]
+    {
         let stages: Vec<String> =
             run.stages.iter().map(|(stage, d)| format!("{stage} {:.2}s", d.as_secs_f64())).collect();
         let _ = writeln!(
             out,
-            "2  {name}: {} rows in {:.2}s wall, {:.2} CPU-s ({:.2} cores), {} files; {}",
+            "2  {name} (faster of {PLANE_ROUNDS}): {} rows in {:.2}s wall, {:.2} CPU-s ({:.2} cores), {} files; {}",
             run.rows,
             secs(run.wall),
             run.cpu,
@@ -835,7 +899,8 @@ fn report(r: &Report) -> String {
     let _ = writeln!(
         out,
         "3  {} messages produced at {:.0} msg/s; {} commits observed, offsets read every {:.0} ms \
-         (latencies are late by up to that); max {:.0} ms; {} never seen committed",
+         (latencies are late by up to that); max {:.0} ms; {} never seen committed; the pipeline's \
+         fetches wait {PIPELINE_FETCH_WAIT_MS} ms at tansu",
         f.produced,
         f.produce_rate,
         f.commits,
