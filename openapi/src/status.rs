@@ -91,3 +91,30 @@ pub struct SnapshotInfo {
     pub operation: String,
     pub summary: std::collections::BTreeMap<String, String>,
 }
+
+/// One message of a pipeline's dead-letter table.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct DeadLetterRow {
+    pub partition: i32,
+    pub offset: i64,
+    #[serde(default)]
+    pub kafka_timestamp: Option<chrono::DateTime<chrono::Utc>>,
+    /// The raw key as text (invalid UTF-8 replaced).
+    #[serde(default)]
+    pub key: Option<String>,
+    /// The raw value as text (invalid UTF-8 replaced); absent for a tombstone.
+    #[serde(default)]
+    pub value: Option<String>,
+    pub error_stage: String,
+    pub error_kind: String,
+    pub error_message: String,
+    pub received_at: chrono::DateTime<chrono::Utc>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct DeadLetterList {
+    /// Newest first.
+    pub rows: Vec<DeadLetterRow>,
+    /// All rows of the dead-letter table.
+    pub total: i64,
+}
