@@ -119,6 +119,25 @@ ensure_system_packages() {
     _apt_install "${missing[@]}"
 }
 
+# --- Chromium (headless browser for the e2e browser tests) ----------------------------
+
+ICEHOUSE_CHROMIUM=/usr/bin/chromium
+ICEHOUSE_CHROMEDRIVER=/usr/bin/chromedriver
+
+# ensure_chromium: Debian's chromium and its matching chromedriver (same
+# version, one package source), installed only when either binary is missing.
+ensure_chromium() {
+    command -v dpkg-query >/dev/null 2>&1 || die "only Debian/Ubuntu (apt) is supported"
+    if [[ -x $ICEHOUSE_CHROMIUM && -x $ICEHOUSE_CHROMEDRIVER ]]; then
+        log "Chromium: already installed ($("$ICEHOUSE_CHROMIUM" --version 2>/dev/null </dev/null || echo "version unknown"))"
+        return 0
+    fi
+    _apt_install chromium chromium-driver
+    [[ -x $ICEHOUSE_CHROMIUM && -x $ICEHOUSE_CHROMEDRIVER ]] ||
+        die "chromium installed but $ICEHOUSE_CHROMIUM or $ICEHOUSE_CHROMEDRIVER is missing"
+    log "Chromium: installed"
+}
+
 # --- Postgres -----------------------------------------------------------------------
 
 ICEHOUSE_DB_NAME=icehouse

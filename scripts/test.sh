@@ -18,6 +18,7 @@ step "system packages" ensure_system_packages
 step "Postgres" ensure_postgres
 step "tansu" ensure_tansu
 step "Python readers" ensure_python_readers
+step "Chromium" ensure_chromium
 export ICEHOUSE_TEST_DATABASE_URL="$DATABASE_URL"
 
 # --locked keeps CI honest about Cargo.lock, once there is one.
