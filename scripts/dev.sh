@@ -11,6 +11,7 @@ step "Postgres" ensure_postgres
 step "tansu" ensure_tansu
 # The same selection as scripts/test.sh, so both share one build.
 step "cargo build (release, all binaries)" cargo build --release --workspace --bins
+step "web UI (wasm)" scripts/build-frontend.sh
 
 # --- DEMO BROKER / PRODUCER: not yet -------------------------------------------
 # Later: start tansu on 127.0.0.1 plus a demo producer here, stop them on exit,

@@ -28,4 +28,5 @@ if [[ -f Cargo.lock ]]; then locked=(--locked); fi
 cargo fmt --version >/dev/null 2>&1 || die "rustfmt is missing (rustup component add rustfmt)"
 step "cargo fmt --check" cargo fmt --all --check
 step "cargo build (release, all binaries)" cargo build --release --workspace --bins "${locked[@]}"
+step "web UI (wasm)" scripts/build-frontend.sh "${locked[@]}"
 step "cargo test (release)" cargo test --release --workspace "${locked[@]}" "$@"

@@ -11,6 +11,7 @@ pub mod error;
 pub mod extract;
 pub mod scheduler;
 pub mod state;
+pub mod ui;
 
 pub use icehouse_workers::{config, secrets as crypto};
 
@@ -49,7 +50,7 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/openapi.json",
             axum::routing::get(move || async move { ([(header::CONTENT_TYPE, "application/json")], spec_json) }),
         )
-        .fallback(|| async { ApiError::NotFound("route") })
+        .fallback_service(ui::router::<()>(&state.config.ui.dist_dir))
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .with_state(state)
         .layer(axum::extract::DefaultBodyLimit::max(body_limit))

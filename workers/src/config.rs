@@ -22,6 +22,7 @@ pub struct Config {
     pub secrets: SecretsConfig,
     pub kafka: KafkaConfig,
     pub worker: WorkerConfig,
+    pub ui: UiConfig,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -117,6 +118,22 @@ impl Default for AuthConfig {
 impl Default for KafkaConfig {
     fn default() -> Self {
         Self { probe_timeout_ms: 5000 }
+    }
+}
+
+/// The web UI's files, built by `scripts/build-frontend.sh` and served at `/`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default)]
+pub struct UiConfig {
+    pub dist_dir: PathBuf,
+}
+
+impl Default for UiConfig {
+    /// `frontend/dist` of the source tree this binary was built from, so
+    /// `icehouse dev` and the tests find the UI from any working directory.
+    fn default() -> Self {
+        let workers = Path::new(env!("CARGO_MANIFEST_DIR"));
+        Self { dist_dir: workers.parent().unwrap_or(workers).join("frontend").join("dist") }
     }
 }
 

@@ -1,0 +1,456 @@
+//! Settings: members and their roles, API tokens.
+
+use icehouse_api::pagination::Page;
+use icehouse_api::users::{
+    AddMemberRequest, ApiToken, CreateApiTokenRequest, CreatedApiToken, Member, UpdateMemberRequest,
+};
+use icehouse_api::{Role, Validate};
+use leptos::ev::SubmitEvent;
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+
+use crate::api::{self, ApiError};
+use crate::components::{FieldErrors, FormError, LoadError, Loading, Session};
+use crate::logic::format_time;
+
+const ROLES: [Role; 4] = [Role::Viewer, Role::Editor, Role::Admin, Role::Owner];
+
+#[component]
+pub fn Settings() -> impl IntoView {
+    let session = Session::get();
+    view! {
+        <section>
+            <h1>"Settings"</h1>
+            <Members />
+            <Show
+                when=move || session.is_admin()
+                fallback=|| view! { <p class="hint">"API tokens are managed by admins."</p> }
+            >
+                <Tokens />
+            </Show>
+        </section>
+    }
+}
+
+/// A `<select>` of roles.
+#[component]
+fn RoleSelect(
+    #[prop(into)] id: String,
+    value: RwSignal<String>,
+    #[prop(optional)] class: &'static str,
+) -> impl IntoView {
+    view! {
+        <select id=id class=class on:change=move |ev| value.set(event_target_value(&ev)) prop:value=move || value.get()>
+            {ROLES
+                .iter()
+                .map(|r| view! { <option value=r.as_str() selected=move || value.get() == r.as_str()>{r.as_str()}</option> })
+                .collect_view()}
+        </select>
+    }
+}
+
+#[component]
+fn Members() -> impl IntoView {
+    let session = Session::get();
+    let members = RwSignal::new(None::<Result<Vec<Member>, ApiError>>);
+    let reload = move || {
+        spawn_local(async move {
+            members.set(Some(api::get::<Page<Member>>("/users?limit=200").await.map(|p| p.items)));
+        })
+    };
+    reload();
+
+    let email = RwSignal::new(String::new());
+    let role = RwSignal::new("viewer".to_string());
+    let password = RwSignal::new(String::new());
+    let add_error = RwSignal::new(None::<ApiError>);
+    let adding = RwSignal::new(false);
+    let row_error = RwSignal::new(None::<ApiError>);
+
+    let add = move |ev: SubmitEvent| {
+        ev.prevent_default();
+        let pw = password.get();
+        let req = AddMemberRequest {
+            email: email.get().trim().to_string(),
+            role: Role::parse(&role.get()).unwrap_or(Role::Viewer),
+            password: (!pw.is_empty()).then_some(pw),
+        };
+        if let Err(fields) = req.validate() {
+            add_error.set(Some(ApiError::from_fields(fields)));
+            return;
+        }
+        adding.set(true);
+        add_error.set(None);
+        spawn_local(async move {
+            match api::post::<_, Member>("/users", &req).await {
+                Ok(_) => {
+                    email.set(String::new());
+                    password.set(String::new());
+                    reload();
+                }
+                Err(e) => add_error.set(Some(e)),
+            }
+            adding.set(false);
+        });
+    };
+
+    view! {
+        <h2>"Members"</h2>
+        <FormError error=row_error id="member-error" />
+        {move || match members.get() {
+            None => view! { <Loading what="members" /> }.into_any(),
+            Some(Err(e)) => view! { <LoadError error=e /> }.into_any(),
+            Some(Ok(list)) => {
+                view! {
+                    <table id="members-table">
+                        <thead>
+                            <tr>
+                                <th scope="col">"Email"</th>
+                                <th scope="col">"Role"</th>
+                                <th scope="col">"Member since"</th>
+                                <th scope="col">
+                                    <span class="sr-only">"Actions"</span>
+                                </th>
+                            </tr>
+                        </thead>
+                        <tbody>
+                            {list
+                                .into_iter()
+                                .map(|m| view! { <MemberRow m reload row_error /> })
+                                .collect_view()}
+                        </tbody>
+                    </table>
+                }
+                    .into_any()
+            }
+        }}
+        <Show when=move || session.is_admin()>
+            <form class="inline-form" id="member-add-form" on:submit=add novalidate>
+                <h3>"Add a member"</h3>
+                <div class="fields">
+                    <div>
+                        <label for="member-email">"Email"</label>
+                        <input id="member-email" type="email" autocomplete="off" bind:value=email />
+                        <FieldErrors error=add_error field="email" />
+                    </div>
+                    <div>
+                        <label for="member-role">"Role"</label>
+                        <RoleSelect id="member-role" value=role />
+                        <FieldErrors error=add_error field="role" />
+                    </div>
+                    <div>
+                        <label for="member-password">"Initial password"</label>
+                        <input
+                            id="member-password"
+                            type="password"
+                            autocomplete="new-password"
+                            aria-describedby="member-password-hint"
+                            bind:value=password
+                        />
+                        <p class="hint" id="member-password-hint">"Only for a new account; 12 characters or more."</p>
+                        <FieldErrors error=add_error field="password" />
+                    </div>
+                </div>
+                <FormError error=add_error shown=&["email", "role", "password"] id="member-add-error" />
+                <button id="member-add" type="submit" disabled=move || adding.get()>
+                    {move || if adding.get() { "Adding…" } else { "Add member" }}
+                </button>
+            </form>
+        </Show>
+    }
+}
+
+#[component]
+fn MemberRow(
+    m: Member,
+    reload: impl Fn() + Copy + Send + Sync + 'static,
+    row_error: RwSignal<Option<ApiError>>,
+) -> impl IntoView {
+    let session = Session::get();
+    let role = RwSignal::new(m.role.as_str().to_string());
+    let saving = RwSignal::new(false);
+    let confirm = RwSignal::new(false);
+    let id = m.user_id;
+    // Change the role as soon as another one is picked.
+    Effect::new(move |prev: Option<String>| {
+        let now = role.get();
+        if let Some(prev) = prev {
+            if prev != now {
+                saving.set(true);
+                row_error.set(None);
+                let req = UpdateMemberRequest { role: Role::parse(&now).unwrap_or(Role::Viewer) };
+                spawn_local(async move {
+                    if let Err(e) = api::patch::<_, Member>(&format!("/users/{id}"), &req).await {
+                        row_error.set(Some(e));
+                        reload();
+                    }
+                    saving.set(false);
+                });
+            }
+        }
+        now
+    });
+    let remove = move |_| {
+        if !confirm.get() {
+            confirm.set(true);
+            return;
+        }
+        saving.set(true);
+        row_error.set(None);
+        spawn_local(async move {
+            match api::delete(&format!("/users/{id}")).await {
+                Ok(()) => reload(),
+                Err(e) => {
+                    row_error.set(Some(e));
+                    confirm.set(false);
+                }
+            }
+            saving.set(false);
+        });
+    };
+    let email = m.email.clone();
+    view! {
+        <tr id=format!("member-{id}") data-email=m.email.clone()>
+            <td class="member-email">{m.email.clone()}</td>
+            <td>
+                {move || {
+                    if session.is_admin() {
+                        view! {
+                            <label class="sr-only" for=format!("member-role-{id}")>{format!("Role of {email}")}</label>
+                            <RoleSelect id=format!("member-role-{id}") value=role class="member-role" />
+                        }
+                            .into_any()
+                    } else {
+                        view! { <span class="member-role-text">{role.get()}</span> }.into_any()
+                    }
+                }}
+            </td>
+            <td>{format_time(&m.created_at)}</td>
+            <td>
+                <Show when=move || session.is_admin()>
+                    <button
+                        type="button"
+                        class="danger small member-remove"
+                        id=format!("member-remove-{id}")
+                        disabled=move || saving.get()
+                        on:click=remove
+                    >
+                        {move || {
+                            if saving.get() {
+                                "Saving…"
+                            } else if confirm.get() {
+                                "Really remove?"
+                            } else {
+                                "Remove"
+                            }
+                        }}
+                    </button>
+                </Show>
+            </td>
+        </tr>
+    }
+}
+
+#[component]
+fn Tokens() -> impl IntoView {
+    let tokens = RwSignal::new(None::<Result<Vec<ApiToken>, ApiError>>);
+    let reload = move || {
+        spawn_local(async move {
+            tokens.set(Some(api::get::<Page<ApiToken>>("/api-tokens?limit=200").await.map(|p| p.items)));
+        })
+    };
+    reload();
+
+    let name = RwSignal::new(String::new());
+    let role = RwSignal::new("viewer".to_string());
+    let days = RwSignal::new(String::new());
+    let error = RwSignal::new(None::<ApiError>);
+    let creating = RwSignal::new(false);
+    let created = RwSignal::new(None::<CreatedApiToken>);
+    let row_error = RwSignal::new(None::<ApiError>);
+
+    let create = move |ev: SubmitEvent| {
+        ev.prevent_default();
+        let days_text = days.get();
+        let expires_in_days = if days_text.trim().is_empty() {
+            None
+        } else {
+            match days_text.trim().parse::<u32>() {
+                Ok(d) => Some(d),
+                Err(_) => {
+                    error.set(Some(ApiError::field("expires_in_days", "must be a whole number of days")));
+                    return;
+                }
+            }
+        };
+        let req = CreateApiTokenRequest {
+            name: name.get().trim().to_string(),
+            role: Role::parse(&role.get()).unwrap_or(Role::Viewer),
+            expires_in_days,
+        };
+        if let Err(fields) = req.validate() {
+            error.set(Some(ApiError::from_fields(fields)));
+            return;
+        }
+        creating.set(true);
+        error.set(None);
+        created.set(None);
+        spawn_local(async move {
+            match api::post::<_, CreatedApiToken>("/api-tokens", &req).await {
+                Ok(t) => {
+                    created.set(Some(t));
+                    name.set(String::new());
+                    days.set(String::new());
+                    reload();
+                }
+                Err(e) => error.set(Some(e)),
+            }
+            creating.set(false);
+        });
+    };
+
+    view! {
+        <h2>"API tokens"</h2>
+        <p class="hint">"For scripts and integrations: " <code>"Authorization: Bearer <secret>"</code> "."</p>
+        <form class="inline-form" id="token-form" on:submit=create novalidate>
+            <div class="fields">
+                <div>
+                    <label for="token-name">"Name"</label>
+                    <input id="token-name" type="text" autocomplete="off" bind:value=name />
+                    <FieldErrors error field="name" />
+                </div>
+                <div>
+                    <label for="token-role">"Role"</label>
+                    <RoleSelect id="token-role" value=role />
+                    <FieldErrors error field="role" />
+                </div>
+                <div>
+                    <label for="token-expires">"Expires after (days)"</label>
+                    <input
+                        id="token-expires"
+                        type="number"
+                        min="1"
+                        max="3650"
+                        aria-describedby="token-expires-hint"
+                        bind:value=days
+                    />
+                    <p class="hint" id="token-expires-hint">"Empty: never."</p>
+                    <FieldErrors error field="expires_in_days" />
+                </div>
+            </div>
+            <FormError error shown=&["name", "role", "expires_in_days"] id="token-error" />
+            <button id="token-create" type="submit" disabled=move || creating.get()>
+                {move || if creating.get() { "Creating…" } else { "Create token" }}
+            </button>
+        </form>
+        {move || {
+            created
+                .get()
+                .map(|t| {
+                    view! {
+                        <div class="secret" role="status">
+                            <p>
+                                "Token " <strong>{t.token.name.clone()}</strong>
+                                " created. Copy its secret now: it is not shown again."
+                            </p>
+                            <label for="token-secret">"Secret"</label>
+                            <input id="token-secret" type="text" readonly prop:value=t.secret.clone() on:focus=move |ev| {
+                                use wasm_bindgen::JsCast;
+                                if let Some(input) = ev.target().and_then(|t| t.dyn_into::<web_sys::HtmlInputElement>().ok()) {
+                                    input.select();
+                                }
+                            } />
+                            <button type="button" class="secondary small" id="token-secret-done" on:click=move |_| created.set(None)>
+                                "Done"
+                            </button>
+                        </div>
+                    }
+                })
+        }}
+        <FormError error=row_error id="token-row-error" />
+        {move || match tokens.get() {
+            None => view! { <Loading what="tokens" /> }.into_any(),
+            Some(Err(e)) => view! { <LoadError error=e /> }.into_any(),
+            Some(Ok(list)) if list.is_empty() => view! { <p id="tokens-empty">"No API tokens."</p> }.into_any(),
+            Some(Ok(list)) => {
+                view! {
+                    <table id="tokens-table">
+                        <thead>
+                            <tr>
+                                <th scope="col">"Name"</th>
+                                <th scope="col">"Role"</th>
+                                <th scope="col">"Created"</th>
+                                <th scope="col">"Expires"</th>
+                                <th scope="col">"Last used"</th>
+                                <th scope="col">
+                                    <span class="sr-only">"Actions"</span>
+                                </th>
+                            </tr>
+                        </thead>
+                        <tbody>
+                            {list.into_iter().map(|t| view! { <TokenRow t reload row_error /> }).collect_view()}
+                        </tbody>
+                    </table>
+                }
+                    .into_any()
+            }
+        }}
+    }
+}
+
+#[component]
+fn TokenRow(
+    t: ApiToken,
+    reload: impl Fn() + Copy + Send + Sync + 'static,
+    row_error: RwSignal<Option<ApiError>>,
+) -> impl IntoView {
+    let confirm = RwSignal::new(false);
+    let revoking = RwSignal::new(false);
+    let id = t.id;
+    let revoke = move |_| {
+        if !confirm.get() {
+            confirm.set(true);
+            return;
+        }
+        revoking.set(true);
+        row_error.set(None);
+        spawn_local(async move {
+            match api::delete(&format!("/api-tokens/{id}")).await {
+                Ok(()) => reload(),
+                Err(e) => {
+                    row_error.set(Some(e));
+                    confirm.set(false);
+                }
+            }
+            revoking.set(false);
+        });
+    };
+    view! {
+        <tr id=format!("token-row-{id}") data-name=t.name.clone()>
+            <td class="token-name">{t.name.clone()}</td>
+            <td>{t.role.as_str()}</td>
+            <td>{format_time(&t.created_at)}</td>
+            <td>{t.expires_at.map(|x| format_time(&x)).unwrap_or_else(|| "never".into())}</td>
+            <td>{t.last_used_at.map(|x| format_time(&x)).unwrap_or_else(|| "never".into())}</td>
+            <td>
+                <button
+                    type="button"
+                    class="danger small token-revoke"
+                    id=format!("token-revoke-{id}")
+                    disabled=move || revoking.get()
+                    on:click=revoke
+                >
+                    {move || {
+                        if revoking.get() {
+                            "Revoking…"
+                        } else if confirm.get() {
+                            "Really revoke?"
+                        } else {
+                            "Revoke"
+                        }
+                    }}
+                </button>
+            </td>
+        </tr>
+    }
+}
