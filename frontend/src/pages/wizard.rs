@@ -971,8 +971,11 @@ fn StepMapping(w: W) -> impl IntoView {
     Effect::new(move |_| {
         let options = temporal();
         let current = w.part_column.get();
-        if !options.contains(&current) {
-            w.part_column.set(options.first().cloned().unwrap_or_default());
+        let wanted =
+            if options.contains(&current) { current.clone() } else { options.first().cloned().unwrap_or_default() };
+        // Setting a signal notifies even with an equal value: only set on change.
+        if wanted != current {
+            w.part_column.set(wanted);
         }
     });
 
