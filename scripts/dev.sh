@@ -13,11 +13,27 @@ step "tansu" ensure_tansu
 step "cargo build (release, all binaries)" cargo build --release --workspace --bins
 step "web UI (wasm)" scripts/build-frontend.sh
 
-# --- DEMO BROKER / PRODUCER: not yet -------------------------------------------
-# Later: start tansu on 127.0.0.1 plus a demo producer here, stop them on exit,
-# and export the broker address for icehouse.
+# --- DEMO BROKER / PRODUCER ------------------------------------------------------
+# A local tansu broker with a topic of store sales that fills a few events a
+# second, for trying the wizard. ICEHOUSE_DEMO=0 skips it. Stopped on exit.
+if [[ ${ICEHOUSE_DEMO:-1} != 0 ]]; then
+    trap stop_demo EXIT
+    step "demo broker" start_demo_broker
+    step "demo producer" start_demo_producer
+    log "demo: in the wizard, connect to bootstrap server $ICEHOUSE_DEMO_BROKER and pick topic $ICEHOUSE_DEMO_TOPIC"
+fi
 # ---------------------------------------------------------------------------------
 
 export ICEHOUSE__DATABASE__URL="$DATABASE_URL"
 log "starting icehouse dev (it prints its URL)"
-exec "$CARGO_TARGET_DIR/release/icehouse" dev "$@"
+# Not exec: the EXIT trap must outlive icehouse to stop the demo. Ctrl-C and
+# SIGTERM are passed on, and the script ends when icehouse has shut down.
+"$CARGO_TARGET_DIR/release/icehouse" dev "$@" &
+icehouse_pid=$!
+trap 'kill -TERM "$icehouse_pid" 2>/dev/null || true' INT TERM
+rc=0
+while :; do
+    wait "$icehouse_pid" && rc=0 || rc=$?
+    kill -0 "$icehouse_pid" 2>/dev/null || break # wait was only interrupted by a signal
+done
+exit "$rc"

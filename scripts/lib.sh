@@ -402,6 +402,94 @@ ensure_tansu() {
     log "tansu $ICEHOUSE_TANSU_VERSION: installed"
 }
 
+# --- the demo: a local broker with a topic of store sales (scripts/dev.sh) ---------
+
+ICEHOUSE_DEMO_BROKER_PORT=${ICEHOUSE_DEMO_BROKER_PORT:-19092}
+ICEHOUSE_DEMO_TOPIC=demo.store_sales
+ICEHOUSE_DEMO_RATE=${ICEHOUSE_DEMO_RATE:-4} # events per second
+ICEHOUSE_DEMO_SEED=${ICEHOUSE_DEMO_SEED:-42}
+_ICEHOUSE_DEMO_PIDS=() # what start_demo_* started, stopped by stop_demo
+
+_port_open() { # PORT: does something accept connections on 127.0.0.1:PORT?
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+_listener_pid() { # PORT: PID of the process listening on it, if ss can tell
+    command -v ss >/dev/null 2>&1 || return 1
+    ss -Hltnp "sport = :$1" 2>/dev/null | grep -o 'pid=[0-9]*' | head -n 1 | cut -d= -f2
+}
+
+# start_demo_broker: a tansu broker on 127.0.0.1:$ICEHOUSE_DEMO_BROKER_PORT with
+# SQLite storage under $ICEHOUSE_CACHE_DIR/demo (kept across runs, like the
+# pipelines in Postgres that read it). A tansu already listening there (another
+# dev.sh) is reused and left running; any other program on the port is an error.
+# Exports ICEHOUSE_DEMO_BROKER (host:port).
+start_demo_broker() {
+    local port=$ICEHOUSE_DEMO_BROKER_PORT dir=$ICEHOUSE_CACHE_DIR/demo pid exe i
+    export ICEHOUSE_DEMO_BROKER=127.0.0.1:$port
+    if _port_open "$port"; then
+        pid=$(_listener_pid "$port") || true
+        exe=$(readlink "/proc/${pid:-0}/exe" 2>/dev/null) || true
+        [[ ${exe##*/} == tansu ]] ||
+            die "port $port is taken by ${exe:-another program}${pid:+ (PID $pid)}, not a tansu broker; set ICEHOUSE_DEMO_BROKER_PORT to a free port"
+        log "demo broker: reusing the tansu already on $ICEHOUSE_DEMO_BROKER (PID $pid)"
+        return 0
+    fi
+    mkdir -p "$dir"
+    # cd: tansu resolves the SQLite path against its working directory.
+    (cd "$dir" && exec tansu broker --listener-url "tcp://$ICEHOUSE_DEMO_BROKER" \
+        --advertised-listener-url "tcp://$ICEHOUSE_DEMO_BROKER" --storage-engine sqlite://tansu.db) \
+        </dev/null >"$dir/tansu.log" 2>&1 &
+    pid=$!
+    _ICEHOUSE_DEMO_PIDS+=("$pid")
+    for i in {1..200}; do
+        _port_open "$port" && break
+        if ! kill -0 "$pid" 2>/dev/null; then
+            tail -n 20 "$dir/tansu.log" >&2
+            die "demo broker: tansu exited at start (log $dir/tansu.log)"
+        fi
+        ((i < 200)) || die "demo broker: tansu did not listen on $ICEHOUSE_DEMO_BROKER within 20 s (log $dir/tansu.log)"
+        sleep 0.1
+    done
+    log "demo broker: tansu on $ICEHOUSE_DEMO_BROKER (PID $pid, data $dir/tansu.db, log $dir/tansu.log)"
+}
+
+# start_demo_producer: creates $ICEHOUSE_DEMO_TOPIC (3 partitions) when missing
+# and writes store-sales events to it until stop_demo, continuing the
+# numbering after what the topic already holds (e2e/src/bin/demo-producer.rs).
+start_demo_producer() {
+    local bin=$CARGO_TARGET_DIR/release/demo-producer log_file=$ICEHOUSE_CACHE_DIR/demo/producer.log pid
+    [[ -x $bin ]] || die "$bin is not built (cargo build --release --workspace --bins)"
+    mkdir -p "${log_file%/*}"
+    "$bin" --bootstrap "$ICEHOUSE_DEMO_BROKER" --topic "$ICEHOUSE_DEMO_TOPIC" --partitions 3 \
+        --rate "$ICEHOUSE_DEMO_RATE" --seed "$ICEHOUSE_DEMO_SEED" --resume </dev/null >>"$log_file" 2>&1 &
+    pid=$!
+    _ICEHOUSE_DEMO_PIDS+=("$pid")
+    sleep 1
+    if ! kill -0 "$pid" 2>/dev/null; then
+        tail -n 20 "$log_file" >&2
+        die "demo producer exited at start (log $log_file)"
+    fi
+    log "demo producer: $ICEHOUSE_DEMO_RATE store sales/s into $ICEHOUSE_DEMO_TOPIC (PID $pid, log $log_file)"
+}
+
+# stop_demo: SIGTERM what start_demo_* started (the producer first, so it
+# flushes into a live broker), newest first, and wait up to 10 s for each.
+stop_demo() {
+    local i pid n
+    for ((i = ${#_ICEHOUSE_DEMO_PIDS[@]} - 1; i >= 0; i--)); do
+        pid=${_ICEHOUSE_DEMO_PIDS[i]}
+        kill -TERM "$pid" 2>/dev/null || continue
+        for n in {1..100}; do
+            kill -0 "$pid" 2>/dev/null || break
+            if ((n == 100)); then kill -KILL "$pid" 2>/dev/null || true; fi
+            sleep 0.1
+        done
+        wait "$pid" 2>/dev/null || true
+    done
+    _ICEHOUSE_DEMO_PIDS=()
+}
+
 # --- Python Iceberg readers (PyIceberg, DuckDB) used by the tests -------------------
 
 # Pinned: DuckDB's pip-packaged extensions only load into the DuckDB version they
@@ -414,14 +502,16 @@ ICEHOUSE_PYTHON_READERS=(
     "duckdb==1.5.5"
     "duckdb-extension-iceberg==1.5.5"
     "duckdb-extension-avro==1.5.5"
+    # A local S3-compatible server (moto_server) for the S3 warehouse tests; brings boto3.
+    "moto[server]==5.2.5"
 )
 
 _python_readers_installed() {
     local venv=$1
     [[ -x $venv/bin/python && -f $venv/.icehouse-readers ]] || return 1
     [[ "$(<"$venv/.icehouse-readers")" == "${ICEHOUSE_PYTHON_READERS[*]}" ]] || return 1
-    "$venv/bin/python" -c 'import pyiceberg.catalog.sql, duckdb, psycopg2, duckdb_extension_iceberg, duckdb_extension_avro' \
-        >/dev/null 2>&1
+    "$venv/bin/python" -c 'import pyiceberg.catalog.sql, duckdb, psycopg2, duckdb_extension_iceberg, duckdb_extension_avro, moto.server, boto3' \
+        >/dev/null 2>&1 && [[ -x $venv/bin/moto_server ]]
 }
 
 # ensure_python_readers: a venv with the external Iceberg readers the tests

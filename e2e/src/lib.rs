@@ -5,6 +5,9 @@
 //! (the same target directory and profile), so `cargo build --release
 //! --workspace --bins` must have run first; `scripts/test.sh` does that.
 
+pub mod browser;
+pub mod demo;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
