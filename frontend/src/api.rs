@@ -4,9 +4,10 @@
 //! tabs) and refreshes itself: shortly before the access token expires, and
 //! once more when a call answers 401. Refresh tokens are single use and the
 //! server ends the whole session when one is presented twice, so at most one
-//! refresh runs at a time in this tab, and a refresh is skipped when the
-//! stored tokens already changed since the failing call (another caller, or
-//! another tab, refreshed them).
+//! refresh runs at a time in this tab, a refresh is skipped when the stored
+//! tokens already changed since the failing call (another caller, or another
+//! tab, refreshed them), and a tab waits while another one marks in storage
+//! that it is refreshing.
 
 use std::cell::RefCell;
 
@@ -19,6 +20,8 @@ use serde::{Deserialize, Serialize};
 
 const API: &str = "/api/v1";
 const STORAGE_KEY: &str = "icehouse.session";
+/// `Date.now()` of a refresh in progress in some tab.
+const REFRESHING_KEY: &str = "icehouse.refreshing";
 /// Refresh this long before the access token expires.
 const REFRESH_MARGIN_MS: f64 = 60_000.0;
 
@@ -155,7 +158,33 @@ async fn refresh_after(used_access: &str) -> bool {
 
 async fn do_refresh() -> bool {
     let Some(tokens) = load_tokens() else { return false };
-    let body = RefreshRequest { refresh_token: tokens.refresh_token };
+    // Another tab refreshing: wait (up to 5 s) for its tokens instead of
+    // spending the same refresh token twice.
+    for _ in 0..50 {
+        let busy = storage()
+            .and_then(|s| s.get_item(REFRESHING_KEY).ok().flatten())
+            .and_then(|t| t.parse::<f64>().ok())
+            .is_some_and(|t| js_sys::Date::now() - t < 5_000.0);
+        if !busy {
+            break;
+        }
+        gloo_timers::future::TimeoutFuture::new(100).await;
+        if load_tokens().is_some_and(|t| t.refresh_token != tokens.refresh_token) {
+            return true;
+        }
+    }
+    if let Some(s) = storage() {
+        let _ = s.set_item(REFRESHING_KEY, &js_sys::Date::now().to_string());
+    }
+    let ok = refresh_with(tokens.refresh_token).await;
+    if let Some(s) = storage() {
+        let _ = s.remove_item(REFRESHING_KEY);
+    }
+    ok
+}
+
+async fn refresh_with(refresh_token: String) -> bool {
+    let body = RefreshRequest { refresh_token };
     match fetch(Method::POST, "/auth/refresh", Some(to_json(&body)), None).await {
         Ok((200, text)) => match serde_json::from_str::<TokenResponse>(&text) {
             Ok(t) => {
