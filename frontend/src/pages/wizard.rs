@@ -879,14 +879,20 @@ fn StepDestination(w: W) -> impl IntoView {
                             spellcheck="false"
                             aria-describedby="table-name-hint"
                             bind:value=w.table_name
-                            on:input=move |_| w.table_touched.set(true)
+                            on:input=move |_| {
+                                w.table_touched.set(true);
+                                clear_field(w.pipe_error, "table_name");
+                            }
                         />
                         <p class="hint" id="table-name-hint">"Lower-case letters, digits and _."</p>
                         <FieldErrors error=w.pipe_error field="table_name" />
                     </div>
                 </div>
                 <label for="pipeline-name">"Pipeline name"</label>
-                <input id="pipeline-name" type="text" autocomplete="off" bind:value=w.pipeline_name on:input=move |_| w.pipeline_name_touched.set(true) />
+                <input id="pipeline-name" type="text" autocomplete="off" bind:value=w.pipeline_name on:input=move |_| {
+                    w.pipeline_name_touched.set(true);
+                    clear_field(w.pipe_error, "name");
+                } />
                 <FieldErrors error=w.pipe_error field="name" />
             </fieldset>
 
@@ -919,6 +925,21 @@ fn StepDestination(w: W) -> impl IntoView {
             />
             <Nav w busy=Signal::stored(false) busy_text="" can_next=Signal::stored(true) />
         </form>
+    }
+}
+
+/// Drops the errors of `field` once its input is edited (they are stale).
+fn clear_field(error: RwSignal<Option<ApiError>>, field: &str) {
+    if error.with_untracked(|e| e.as_ref().is_some_and(|e| e.fields.iter().any(|f| f.field == field))) {
+        error.update(|e| {
+            if let Some(inner) = e {
+                inner.fields.retain(|f| f.field != field);
+                // Without fields the general message would show: nothing is left to say.
+                if inner.fields.is_empty() {
+                    *e = None;
+                }
+            }
+        });
     }
 }
 
@@ -1115,12 +1136,12 @@ fn ColumnTable(w: W) -> impl IntoView {
                             <tr id=move || format!("mapping-row-{}", i()) class:invalid=row_errors>
                                 <td>
                                     <label class="sr-only" for=move || id("name")>{move || format!("Name of column {}", i() + 1)}</label>
-                                    <input id=move || id("name") class="col-name" type="text" spellcheck="false" bind:value=row.name />
+                                    <input id=move || id("name") class="col-name" type="text" on:input=move |_| clear_field(w.pipe_error, &format!("mapping.columns[{}].name", i())) spellcheck="false" bind:value=row.name />
                                     {errs("name")}
                                 </td>
                                 <td>
                                     <label class="sr-only" for=move || id("type")>{move || format!("Type of column {}", i() + 1)}</label>
-                                    <input id=move || id("type") class="col-type" type="text" list="iceberg-types" spellcheck="false" bind:value=row.ty />
+                                    <input id=move || id("type") class="col-type" type="text" on:input=move |_| clear_field(w.pipe_error, &format!("mapping.columns[{}].type", i())) list="iceberg-types" spellcheck="false" bind:value=row.ty />
                                     {errs("type")}
                                     <Show when=temporal>
                                         <label class="sr-only" for=move || id("format")>{move || format!("Time format of column {}", i() + 1)}</label>
@@ -1140,7 +1161,7 @@ fn ColumnTable(w: W) -> impl IntoView {
                                 </td>
                                 <td>
                                     <label class="sr-only" for=move || id("path")>{move || format!("Source path of column {}", i() + 1)}</label>
-                                    <input id=move || id("path") class="col-path" type="text" spellcheck="false" bind:value=row.path />
+                                    <input id=move || id("path") class="col-path" type="text" on:input=move |_| clear_field(w.pipe_error, &format!("mapping.columns[{}].path", i())) spellcheck="false" bind:value=row.path />
                                     {errs("path")}
                                 </td>
                                 <td class="center">
