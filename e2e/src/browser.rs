@@ -115,7 +115,7 @@ impl Browser {
             "--disable-component-update",
             "--disable-sync",
             "--disable-dev-shm-usage",
-            "--window-size=1280,900",
+            "--window-size=1280,1200",
             &format!("--user-data-dir={}", profile.display()),
         ];
         let mut caps = serde_json::Map::new();

@@ -6,7 +6,7 @@
 //! (invalid JSON or a wrong type) so the dead-letter table has something in it.
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use serde_json::{json, Value};
+use serde_json::Value;
 
 /// The demo's topic, created by `demo-producer`.
 pub const DEMO_TOPIC: &str = "demo.store_sales";
@@ -102,25 +102,6 @@ fn store_sale(stream: &DemoStream, i: u64) -> (String, Vec<u8>, Kind) {
     let jitter = rng.below(stream.spacing_ms.max(1));
     let sold_at = stream.start + chrono::Duration::milliseconds((i * stream.spacing_ms + jitter) as i64);
     let customer_no = rng.below(5_000);
-    let customer = json!({
-        "id": format!("C{customer_no:05}"),
-        "name": format!("{} {}", FIRST_NAMES[(customer_no % 8) as usize], LAST_NAMES[(customer_no / 8 % 8) as usize]),
-        "tier": TIERS[(customer_no % 3) as usize],
-        "member_since": format!("20{:02}-{:02}-{:02}", 15 + customer_no % 10, 1 + customer_no % 12, 1 + customer_no % 28),
-    });
-    let mut sale = json!({
-        "sale_id": i + 1,
-        "store": store,
-        "region": region,
-        "country": country,
-        "city": city,
-        "product": product,
-        "quantity": quantity,
-        "unit_price": unit_price,
-        "currency": currency,
-        "sold_at": sold_at.to_rfc3339_opts(SecondsFormat::Millis, true),
-        "customer": customer,
-    });
     let kind = match stream.bad_every {
         n if n > 0 && (i + 1) % n == 0 => {
             if (i + 1) / n % 2 == 1 {
@@ -131,18 +112,53 @@ fn store_sale(stream: &DemoStream, i: u64) -> (String, Vec<u8>, Kind) {
         }
         _ => Kind::Good,
     };
+    let quantity = match kind {
+        Kind::WrongType => text("three"),
+        _ => quantity.to_string(),
+    };
+    let customer = object(&[
+        ("id", text(format!("C{customer_no:05}"))),
+        (
+            "name",
+            text(format!("{} {}", FIRST_NAMES[(customer_no % 8) as usize], LAST_NAMES[(customer_no / 8 % 8) as usize])),
+        ),
+        ("tier", text(TIERS[(customer_no % 3) as usize])),
+        (
+            "member_since",
+            text(format!("20{:02}-{:02}-{:02}", 15 + customer_no % 10, 1 + customer_no % 12, 1 + customer_no % 28)),
+        ),
+    ]);
+    let sale = object(&[
+        ("sale_id", text(i + 1)),
+        ("store", text(store)),
+        ("region", text(region)),
+        ("country", text(country)),
+        ("city", text(city)),
+        ("product", text(product)),
+        ("quantity", quantity),
+        ("unit_price", text(unit_price)),
+        ("currency", text(currency)),
+        ("sold_at", text(sold_at.to_rfc3339_opts(SecondsFormat::Millis, true))),
+        ("customer", customer),
+    ]);
     let value = match kind {
-        Kind::Good => sale.to_string().into_bytes(),
-        Kind::InvalidJson => {
-            let text = sale.to_string();
-            text.as_bytes()[..text.len() / 2].to_vec()
-        }
-        Kind::WrongType => {
-            sale["quantity"] = Value::String("three".into());
-            sale.to_string().into_bytes()
-        }
+        Kind::InvalidJson => sale.as_bytes()[..sale.len() / 2].to_vec(),
+        Kind::Good | Kind::WrongType => sale.into_bytes(),
     };
     (store.to_string(), value, kind)
+}
+
+/// JSON text of a value.
+fn text(value: impl Into<Value>) -> String {
+    value.into().to_string()
+}
+
+/// A JSON object with its keys in the order given, as a producer written by
+/// hand would send it (serde_json's own maps sort their keys), from
+/// `(key, JSON text of the value)` pairs.
+fn object(members: &[(&str, String)]) -> String {
+    let body: Vec<String> = members.iter().map(|(k, v)| format!("{}:{v}", text(*k))).collect();
+    format!("{{{}}}", body.join(","))
 }
 
 #[cfg(test)]
@@ -167,6 +183,9 @@ mod tests {
         let (key, value, kind) = stream(1).message(0);
         assert_eq!(kind, Kind::Good);
         let v: Value = serde_json::from_slice(&value).unwrap();
+        let text = String::from_utf8(value).unwrap();
+        assert!(text.starts_with(r#"{"sale_id":1,"store":"#), "keys in their natural order: {text}");
+        assert!(text.contains(r#""customer":{"id":"C"#), "{text}");
         assert_eq!(v["store"], key.as_str());
         assert_eq!(v["sale_id"], 1);
         assert!(v["quantity"].is_u64());
