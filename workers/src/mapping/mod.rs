@@ -62,6 +62,7 @@ mod json;
 mod schema;
 
 pub mod bench;
+pub mod suggest;
 
 pub use dead_letter::DeadLetterBuilder;
 pub use decoder::RowDecoder;
