@@ -165,7 +165,9 @@ pub fn PipelinePage() -> impl IntoView {
                 if !keep_old {
                     status.set(Some(result));
                 }
-                if count.is_some() && count != seen_dead.get_value() {
+                // Also again after a failed load, so a passing error does not stay.
+                let failed = dead.with_untracked(|d| matches!(d, Some(Err(_))));
+                if count.is_some() && (count != seen_dead.get_value() || failed) {
                     seen_dead.set_value(count);
                     dead.set(Some(api::get(&format!("/pipelines/{id}/dead-letters?limit=50")).await));
                 }
