@@ -103,7 +103,7 @@ fn store_sale(stream: &DemoStream, i: u64) -> (String, Vec<u8>, Kind) {
     let sold_at = stream.start + chrono::Duration::milliseconds((i * stream.spacing_ms + jitter) as i64);
     let customer_no = rng.below(5_000);
     let kind = match stream.bad_every {
-        n if n > 0 && (i + 1) % n == 0 => {
+        n if n > 0 && (i + 1).is_multiple_of(n) => {
             if (i + 1) / n % 2 == 1 {
                 Kind::InvalidJson
             } else {
