@@ -144,7 +144,7 @@ async fn read_externally(pool: &PgPool, wh: &Warehouse, name: &str) -> Value {
     let output = tokio::process::Command::new(&python)
         .arg(&script)
         .args(["--uri", &reader_url(pool).await])
-        .args(["--warehouse", &wh.root_url()])
+        .args(["--warehouse", wh.root_url()])
         .args(["--catalog", &wh.catalog_name])
         .args(["--table", &format!("{NS}.{name}")])
         .output()
@@ -212,7 +212,11 @@ async fn three_appends_read_back_exactly_by_pyiceberg_and_duckdb(pool: PgPool) {
     let wh = warehouse(&dir);
     let created = create(&pool, &wh, "orders").await;
     let root = dir.path().display().to_string();
-    assert!(created.metadata_location.starts_with(&format!("file://{root}/{NS}/orders/metadata/00000-")));
+    // A folder of its own, `orders-<uuid v7>`, so a re-created table never reuses it.
+    let table_dir = created.metadata.location().strip_prefix("file://").unwrap().to_string();
+    let folder = table_dir.strip_prefix(&format!("{root}/{NS}/orders-")).unwrap_or_else(|| panic!("{table_dir}"));
+    assert_eq!(uuid::Uuid::parse_str(folder).unwrap().get_version_num(), 7, "{table_dir}");
+    assert!(created.metadata_location.starts_with(&format!("file://{table_dir}/metadata/00000-")));
     assert!(created.metadata_location.ends_with(".metadata.json"));
     let props = created.metadata.properties();
     assert_eq!(props["write.format.default"], "parquet");
@@ -231,7 +235,8 @@ async fn three_appends_read_back_exactly_by_pyiceberg_and_duckdb(pool: PgPool) {
     assert_eq!(ns_rows, vec![("exists".to_string(), "true".to_string())]);
     let again = create(&pool, &wh, "orders").await;
     assert_eq!(again.metadata_location, created.metadata_location);
-    assert_eq!(std::fs::read_dir(dir.path().join("sales/orders/metadata")).unwrap().count(), 1);
+    assert_eq!(std::fs::read_dir(format!("{table_dir}/metadata")).unwrap().count(), 1);
+    assert_eq!(std::fs::read_dir(dir.path().join(NS)).unwrap().count(), 1, "one folder for the one table");
 
     let (c1, c2, c3) = (commit1(), commit2(), commit3());
     let t1 = append(&pool, &wh, &created, &c1, "commit-1").await;
@@ -439,4 +444,38 @@ async fn a_replace_commit_compacts_files_and_keeps_the_rows(pool: PgPool) {
         summary: HashMap::new(),
     };
     assert!(ice::prepare_commit(&wh, &t5, lossy).await.is_err());
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_dropped_and_recreated_table_gets_a_folder_of_its_own(pool: PgPool) {
+    let dir = tempfile::tempdir().unwrap();
+    let wh = warehouse(&dir);
+    let first = create(&pool, &wh, "events").await;
+    let first = append(&pool, &wh, &first, &commit1(), "first-life").await;
+    let old_files: Vec<String> =
+        ice::live_files(&wh, &first).await.unwrap().into_iter().map(|f| f.data_file.file_path().to_string()).collect();
+    assert!(!old_files.is_empty());
+
+    // Dropped from the catalog (as PyIceberg's drop_table does), then created again.
+    sqlx::query(
+        "DELETE FROM iceberg_tables WHERE catalog_name = $1 AND table_namespace = $2 AND table_name = 'events'",
+    )
+    .bind(&wh.catalog_name)
+    .bind(NS)
+    .execute(&pool)
+    .await
+    .unwrap();
+    let second = create(&pool, &wh, "events").await;
+    assert_ne!(second.metadata.location(), first.metadata.location());
+    assert!(second.metadata.location().starts_with(&format!("{}/{NS}/events-", wh.root_url())));
+    assert_eq!(second.current_snapshot_id(), None, "the new table starts empty");
+    let second = append(&pool, &wh, &second, &commit2(), "second-life").await;
+    assert_readers_see(&pool, &wh, &second, &expected(&[&commit2()])).await;
+
+    // The old table's files are untouched: a reader holding its metadata still reads it.
+    for path in &old_files {
+        assert!(!path.starts_with(second.metadata.location()), "{path}");
+        assert!(wh.file_io.exists(path).await.unwrap(), "{path} is gone");
+    }
+    assert!(wh.file_io.exists(&first.metadata_location).await.unwrap());
 }

@@ -89,7 +89,7 @@ pub async fn create(
     let pipeline = db::pipelines::insert(&mut tx, ctx.tenant_id, &row).await?.to_api()?;
     // The table and its dead-letter table exist from the start, so readers and
     // the tables page see them before the first message arrives.
-    if let Some(warehouse) = super::tables::warehouse(&destination) {
+    if let Some(warehouse) = super::tables::warehouse(&destination, &state.secrets) {
         icehouse_workers::runtime::ingest::create_tables(
             &mut tx,
             &warehouse,

@@ -1,6 +1,7 @@
 //! The tenant's Iceberg tables: what they hold and where external readers
 //! find them.
 
+use anyhow::Context;
 use axum::extract::State;
 use axum::Json;
 use icehouse_api::status::{SnapshotInfo, TableDetail, TableSummary};
@@ -8,6 +9,7 @@ use icehouse_api::{Problem, Role};
 use icehouse_workers::iceberg::{self as ice, LoadedTable};
 
 use crate::auth::RequestContext;
+use crate::crypto::SecretBox;
 use crate::db::{self, destinations::DestinationRow};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::ApiPath;
@@ -24,7 +26,7 @@ pub async fn list(State(state): State<AppState>, ctx: RequestContext) -> ApiResu
     let destinations = db::destinations::list(&mut tx, ctx.tenant_id, None, i64::from(i32::MAX) - 1).await?;
     let mut out = Vec::new();
     for dest in &destinations {
-        let Some(warehouse) = warehouse(dest) else { continue };
+        let Some(warehouse) = warehouse(dest, &state.secrets) else { continue };
         for (namespace, name) in ice::list_tables(&mut tx, &warehouse).await.map_err(ApiError::internal)? {
             if let Some(table) =
                 ice::load_table(&mut tx, &warehouse, &namespace, &name).await.map_err(ApiError::internal)?
@@ -53,7 +55,7 @@ pub async fn get(
     let mut tx = db::begin_tenant(&state.pool, ctx.tenant_id).await?;
     let destinations = db::destinations::list(&mut tx, ctx.tenant_id, None, i64::from(i32::MAX) - 1).await?;
     for dest in &destinations {
-        let Some(warehouse) = warehouse(dest) else { continue };
+        let Some(warehouse) = warehouse(dest, &state.secrets) else { continue };
         if let Some(table) =
             ice::load_table(&mut tx, &warehouse, &namespace, &name).await.map_err(ApiError::internal)?
         {
@@ -84,14 +86,31 @@ pub async fn get(
     Err(ApiError::NotFound("table"))
 }
 
-/// The destination as a warehouse we can write (local disk only, so far).
-pub fn warehouse(dest: &DestinationRow) -> Option<ice::Warehouse> {
-    let uri = icehouse_api::destinations::WarehouseUri::parse(&dest.warehouse_uri).ok()?;
-    match uri {
-        icehouse_api::destinations::WarehouseUri::File { path } => {
-            ice::Warehouse::local(&dest.id.to_string(), std::path::Path::new(path)).ok()
+/// The destination as a warehouse to read and write: `file://` or `s3://`
+/// (its secret access key unsealed here, in memory only). `None`, with a
+/// warning in the log, for a destination that cannot be opened (a local root
+/// that cannot be created, a secret sealed under another master key): the
+/// callers list or look up tables across all destinations and skip it.
+pub fn warehouse(dest: &DestinationRow, secrets: &SecretBox) -> Option<ice::Warehouse> {
+    let opened = (|| -> anyhow::Result<ice::Warehouse> {
+        let s3 = ice::S3Access {
+            endpoint: dest.s3_endpoint.clone(),
+            region: dest.s3_region.clone(),
+            access_key_id: dest.s3_access_key_id.clone(),
+            secret_access_key: dest
+                .s3_secret_access_key_enc
+                .as_deref()
+                .map(|s| secrets.open(s).context("unsealing the S3 secret access key"))
+                .transpose()?,
+        };
+        ice::Warehouse::open(&dest.id.to_string(), &dest.warehouse_uri, &s3)
+    })();
+    match opened {
+        Ok(wh) => Some(wh),
+        Err(e) => {
+            tracing::warn!(destination = %dest.id, error = format!("{e:#}"), "cannot open the destination's warehouse");
+            None
         }
-        icehouse_api::destinations::WarehouseUri::S3 { .. } => None,
     }
 }
 

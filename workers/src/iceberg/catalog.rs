@@ -57,8 +57,10 @@ pub fn partition_by(schema: &Schema, fields: &[(&str, Transform)]) -> anyhow::Re
 
 /// Creates the namespace (if needed) and the table, inside the caller's
 /// transaction: format v2, `schema` and `partition` (by column name, see
-/// [`partition_by`]), the default properties, metadata file
-/// `<root>/<namespace>/<name>/metadata/00000-<uuid>.metadata.json`.
+/// [`partition_by`]), the default properties, in a folder of its own
+/// `<root>/<namespace>/<name>-<uuid v7>` (see [`Warehouse::new_table_location`]:
+/// a dropped and re-created table never reuses the old files' folder), first
+/// metadata file `<location>/metadata/00000-<uuid>.metadata.json`.
 ///
 /// Field ids are assigned afresh from 1 in schema order (as every Iceberg
 /// catalog does on create); take them from the returned table's
@@ -94,7 +96,7 @@ pub async fn create_table(
     }
 
     let spec = partition_by(&schema, partition)?;
-    let location = wh.table_location(namespace, name);
+    let location = wh.new_table_location(namespace, name);
     let metadata = TableMetadataBuilder::new(
         schema,
         spec,

@@ -31,13 +31,16 @@ mod catalog;
 mod commit;
 mod write;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{bail, Context};
 use arrow::datatypes::SchemaRef as ArrowSchemaRef;
-use iceberg::io::FileIO;
+use iceberg::io::{FileIO, FileIOBuilder};
 use iceberg::spec::TableMetadata;
+use iceberg_storage_opendal::OpenDalStorageFactory;
+use icehouse_api::destinations::WarehouseUri;
+use uuid::Uuid;
 
 pub use catalog::{create_table, list_tables, load_table, partition_by, swap_pointer};
 pub use commit::{
@@ -46,24 +49,97 @@ pub use commit::{
 };
 pub use write::write_data_files;
 
-/// Where a destination's tables live. Local disk for now: every table is a
-/// folder `<root>/<namespace>/<table>` addressed as `file://` URLs, which is
-/// what external readers (PyIceberg, DuckDB, Spark) resolve too.
-#[derive(Clone, Debug)]
+/// Where a destination's tables live: a folder on local disk (`file://`) or
+/// a prefix in an S3-compatible bucket (`s3://`). Tables are folders
+/// `<root>/<namespace>/<table>-<uuid>` (see [`Warehouse::new_table_location`]),
+/// addressed by the URLs external readers (PyIceberg, DuckDB, Spark) resolve
+/// too.
+#[derive(Clone)]
 pub struct Warehouse {
     /// The JDBC-catalog `catalog_name`: the destination id.
     pub catalog_name: String,
-    /// Absolute path of the warehouse root folder.
-    pub root: PathBuf,
+    /// `file:///abs/root` or `s3://bucket/prefix`, without a trailing slash.
+    root_url: String,
+    /// Holds the S3 secret in its properties: never print it.
     pub file_io: FileIO,
+}
+
+// By hand: `FileIO`'s own Debug prints its properties, the S3 secret among them.
+impl std::fmt::Debug for Warehouse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Warehouse")
+            .field("catalog_name", &self.catalog_name)
+            .field("root_url", &self.root_url)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How to reach an S3-compatible object store. `endpoint` set means a store
+/// other than AWS (MinIO, Ceph, R2, moto…), addressed path-style
+/// (`http://host/bucket/key`), which every such store serves; without it, AWS
+/// with virtual-hosted-style addressing. Keys come as a pair or not at all
+/// (then the process's own AWS credential chain is used).
+#[derive(Clone, Default)]
+pub struct S3Access {
+    pub endpoint: Option<String>,
+    pub region: Option<String>,
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<String>,
+}
+
+impl std::fmt::Debug for S3Access {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("S3Access")
+            .field("endpoint", &self.endpoint)
+            .field("region", &self.region)
+            .field("access_key_id", &self.access_key_id)
+            .field("secret_access_key", &self.secret_access_key.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
+impl S3Access {
+    /// Region used when the destination names none (what AWS SDKs assume too).
+    pub const DEFAULT_REGION: &'static str = "us-east-1";
+
+    /// The `s3.*` FileIO properties (the names PyIceberg and Java use as well).
+    fn file_io_props(&self) -> anyhow::Result<Vec<(&'static str, String)>> {
+        use iceberg::io::{
+            S3_ACCESS_KEY_ID, S3_DISABLE_CONFIG_LOAD, S3_DISABLE_EC2_METADATA, S3_ENDPOINT, S3_PATH_STYLE_ACCESS,
+            S3_REGION, S3_SECRET_ACCESS_KEY,
+        };
+        let region = self.region.as_deref().filter(|r| !r.is_empty()).unwrap_or(Self::DEFAULT_REGION);
+        let mut props = vec![(S3_REGION, region.to_string())];
+        match self.endpoint.as_deref().filter(|e| !e.is_empty()) {
+            Some(endpoint) => {
+                if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
+                    bail!("the S3 endpoint must be an http:// or https:// URL, got {endpoint:?}");
+                }
+                props.push((S3_ENDPOINT, endpoint.trim_end_matches('/').to_string()));
+                props.push((S3_PATH_STYLE_ACCESS, "true".to_string()));
+            }
+            None => props.push((S3_PATH_STYLE_ACCESS, "false".to_string())),
+        }
+        match (&self.access_key_id, &self.secret_access_key) {
+            (Some(key_id), Some(secret)) => {
+                props.push((S3_ACCESS_KEY_ID, key_id.clone()));
+                props.push((S3_SECRET_ACCESS_KEY, secret.clone()));
+                // The destination's own keys, and nothing of the host's
+                // (environment, profile files, instance metadata) besides.
+                props.push((S3_DISABLE_CONFIG_LOAD, "true".to_string()));
+                props.push((S3_DISABLE_EC2_METADATA, "true".to_string()));
+            }
+            (None, None) => {}
+            _ => bail!("an S3 access key id and secret access key go together"),
+        }
+        Ok(props)
+    }
 }
 
 impl Warehouse {
     /// A warehouse on local disk. The root must be absolute; it is created if missing.
     pub fn local(catalog_name: &str, root: &Path) -> anyhow::Result<Self> {
-        if catalog_name.is_empty() {
-            bail!("catalog name must not be empty");
-        }
+        check_catalog_name(catalog_name)?;
         if !root.is_absolute() {
             bail!("warehouse root must be an absolute path, got {}", root.display());
         }
@@ -73,18 +149,65 @@ impl Warehouse {
             bail!("warehouse root must not contain '?', '#' or '%': {root_str}");
         }
         std::fs::create_dir_all(root).with_context(|| format!("creating warehouse root {}", root.display()))?;
-        Ok(Self { catalog_name: catalog_name.to_string(), root: root.to_path_buf(), file_io: FileIO::new_with_fs() })
+        Ok(Self {
+            catalog_name: catalog_name.to_string(),
+            root_url: format!("file://{}", root_str.trim_end_matches('/')),
+            file_io: FileIO::new_with_fs(),
+        })
     }
 
-    /// `file:///abs/root`, the warehouse location readers are configured with.
-    pub fn root_url(&self) -> String {
-        format!("file://{}", self.root.display().to_string().trim_end_matches('/'))
+    /// A warehouse under `s3://bucket/prefix` (an empty prefix is the bucket's
+    /// root). Nothing is contacted here: a wrong endpoint or key shows on the
+    /// first read or write.
+    pub fn s3(catalog_name: &str, bucket: &str, prefix: &str, access: &S3Access) -> anyhow::Result<Self> {
+        check_catalog_name(catalog_name)?;
+        let uri = if prefix.is_empty() { format!("s3://{bucket}") } else { format!("s3://{bucket}/{prefix}") };
+        // Same rules as the API applies to destinations: a valid bucket name,
+        // no `.`/`..` segments, nothing that URL parsing would reinterpret.
+        match WarehouseUri::parse(&uri).map_err(|e| anyhow::anyhow!("invalid S3 warehouse {uri}: {e}"))? {
+            WarehouseUri::S3 { .. } => {}
+            WarehouseUri::File { .. } => unreachable!("built with s3://"),
+        }
+        if uri.contains(['?', '#', '%']) || (!prefix.is_empty() && prefix.split('/').any(str::is_empty)) {
+            bail!("invalid S3 warehouse {uri}: the prefix must be plain path segments");
+        }
+        let file_io = FileIOBuilder::new(Arc::new(OpenDalStorageFactory::S3 { customized_credential_load: None }))
+            .with_props(access.file_io_props()?)
+            .build();
+        Ok(Self { catalog_name: catalog_name.to_string(), root_url: uri, file_io })
     }
 
-    /// Location (URL) of a table's folder.
-    pub fn table_location(&self, namespace: &str, name: &str) -> String {
-        format!("{}/{namespace}/{name}", self.root_url())
+    /// The warehouse a destination's `warehouse_uri` names: `file:///abs/path`
+    /// or `s3://bucket/prefix` (then reached with `s3`).
+    pub fn open(catalog_name: &str, warehouse_uri: &str, s3: &S3Access) -> anyhow::Result<Self> {
+        match WarehouseUri::parse(warehouse_uri)
+            .map_err(|e| anyhow::anyhow!("invalid warehouse URI {warehouse_uri:?}: {e}"))?
+        {
+            WarehouseUri::File { path } => Self::local(catalog_name, Path::new(path)),
+            WarehouseUri::S3 { bucket, prefix } => Self::s3(catalog_name, bucket, prefix, s3),
+        }
     }
+
+    /// `file:///abs/root` or `s3://bucket/prefix`, the warehouse location
+    /// readers are configured with.
+    pub fn root_url(&self) -> &str {
+        &self.root_url
+    }
+
+    /// A fresh location (URL) for a table's folder:
+    /// `<root>/<namespace>/<name>-<uuid v7>`. Unique on every call, so a table
+    /// dropped and created again never shares (or overwrites) the files of the
+    /// old one; readers take the location from the table's metadata.
+    pub fn new_table_location(&self, namespace: &str, name: &str) -> String {
+        format!("{}/{namespace}/{name}-{}", self.root_url, Uuid::now_v7().simple())
+    }
+}
+
+fn check_catalog_name(catalog_name: &str) -> anyhow::Result<()> {
+    if catalog_name.is_empty() {
+        bail!("catalog name must not be empty");
+    }
+    Ok(())
 }
 
 /// A table as of one metadata file: what every write and commit builds on.
@@ -126,6 +249,8 @@ pub(crate) fn check_name(kind: &str, value: &str, allow_dots: bool) -> anyhow::R
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashMap;
+
     use super::*;
 
     #[test]
@@ -141,11 +266,72 @@ mod tests {
     }
 
     #[test]
-    fn locations_are_file_urls_under_the_root() {
+    fn table_locations_are_unique_folders_under_the_root() {
         let wh = Warehouse::local("dest", &std::env::temp_dir().join("icehouse-wh-unit")).unwrap();
-        let loc = wh.table_location("ns", "t");
+        let loc = wh.new_table_location("ns", "t");
         assert!(loc.starts_with("file:///"), "{loc}");
-        assert!(loc.ends_with("/icehouse-wh-unit/ns/t"), "{loc}");
+        let (parent, folder) = loc.rsplit_once('/').unwrap();
+        assert!(parent.ends_with("/icehouse-wh-unit/ns"), "{loc}");
+        let suffix = folder.strip_prefix("t-").unwrap_or_else(|| panic!("{loc}"));
+        assert_eq!(Uuid::parse_str(suffix).unwrap().get_version_num(), 7, "{loc}");
+        assert_ne!(wh.new_table_location("ns", "t"), loc, "a re-created table must get a new folder");
         assert!(Warehouse::local("dest", Path::new("relative/root")).is_err());
+
+        let s3 = Warehouse::open("dest", "s3://bucket-1/lake/prod", &S3Access::default()).unwrap();
+        assert_eq!(s3.root_url(), "s3://bucket-1/lake/prod");
+        assert!(s3.new_table_location("ns", "t").starts_with("s3://bucket-1/lake/prod/ns/t-"));
+        let bare = Warehouse::open("dest", "s3://bucket-1", &S3Access::default()).unwrap();
+        assert!(bare.new_table_location("ns", "t").starts_with("s3://bucket-1/ns/t-"));
+        for bad in ["s3://B", "s3://bucket-1/a/../b", "s3://bucket-1/a//b", "s3://bucket-1/a%20b", "ftp://x"] {
+            assert!(Warehouse::open("dest", bad, &S3Access::default()).is_err(), "{bad} accepted");
+        }
+    }
+
+    fn props(access: &S3Access) -> HashMap<&'static str, String> {
+        access.file_io_props().unwrap().into_iter().collect()
+    }
+
+    #[test]
+    fn s3_access_becomes_file_io_properties() {
+        let custom = S3Access {
+            endpoint: Some("http://127.0.0.1:9000/".into()),
+            region: None,
+            access_key_id: Some("AKID".into()),
+            secret_access_key: Some("s3cr3t".into()),
+        };
+        let p = props(&custom);
+        assert_eq!(p["s3.endpoint"], "http://127.0.0.1:9000");
+        assert_eq!(p["s3.path-style-access"], "true");
+        assert_eq!(p["s3.region"], "us-east-1");
+        assert_eq!(p["s3.access-key-id"], "AKID");
+        assert_eq!(p["s3.secret-access-key"], "s3cr3t");
+        assert_eq!(p["s3.disable-config-load"], "true");
+
+        let aws = S3Access { region: Some("eu-west-1".into()), ..Default::default() };
+        let p = props(&aws);
+        assert_eq!(p["s3.region"], "eu-west-1");
+        assert_eq!(p["s3.path-style-access"], "false");
+        assert!(!p.contains_key("s3.endpoint") && !p.contains_key("s3.access-key-id"));
+        assert!(!p.contains_key("s3.disable-config-load"), "no keys: the host's credential chain applies");
+
+        let half = S3Access { access_key_id: Some("AKID".into()), ..Default::default() };
+        assert!(half.file_io_props().is_err());
+        let bad_endpoint = S3Access { endpoint: Some("127.0.0.1:9000".into()), ..Default::default() };
+        assert!(bad_endpoint.file_io_props().is_err());
+    }
+
+    #[test]
+    fn debug_output_never_shows_the_secret() {
+        let access = S3Access {
+            endpoint: Some("http://127.0.0.1:9000".into()),
+            region: None,
+            access_key_id: Some("AKID".into()),
+            secret_access_key: Some("s3cr3t-value".into()),
+        };
+        let wh = Warehouse::open("dest", "s3://bucket-1/lake", &access).unwrap();
+        for text in [format!("{access:?}"), format!("{wh:?}"), format!("{wh:#?}")] {
+            assert!(!text.contains("s3cr3t-value"), "{text}");
+        }
+        assert!(format!("{wh:?}").contains("s3://bucket-1/lake"));
     }
 }

@@ -79,7 +79,7 @@ pub async fn run(
     spec: PipelineSpec,
     mut stop: watch::Receiver<bool>,
 ) -> anyhow::Result<Exit> {
-    let warehouse = Arc::new(Warehouse::local(&spec.destination_id.to_string(), &spec.local_root()?)?);
+    let warehouse = Arc::new(spec.warehouse()?);
     let (table, dead_table) = ensure_tables(&pool, &warehouse, &spec).await?;
     let tables = Arc::new(tokio::sync::Mutex::new((table, dead_table)));
     let table_schema = tables.lock().await.0.arrow_schema()?;

@@ -1,13 +1,14 @@
 //! What a worker needs to run one pipeline, read from the control plane's
 //! tables (the backend and the workers meet only in Postgres).
 
+use anyhow::Context;
 use icehouse_api::connections::{SaslMechanism, SecurityProtocol};
-use icehouse_api::destinations::WarehouseUri;
 use icehouse_api::pipelines::{Mapping, PartitionField, StartPosition};
 use sqlx::types::Json;
 use sqlx::PgPool;
 use uuid::Uuid;
 
+use crate::iceberg::{S3Access, Warehouse};
 use crate::kafka::KafkaSettings;
 use crate::secrets::SecretBox;
 
@@ -19,6 +20,8 @@ pub struct PipelineSpec {
     pub kafka: KafkaSettings,
     pub destination_id: Uuid,
     pub warehouse_uri: String,
+    /// How to reach an `s3://` warehouse, the secret unsealed (its Debug hides it).
+    pub s3: S3Access,
     pub namespace: String,
     pub table_name: String,
     pub mapping: Mapping,
@@ -33,14 +36,9 @@ impl PipelineSpec {
         format!("{}_dead_letter", self.table_name)
     }
 
-    /// The local warehouse root (only `file://` warehouses are written so far).
-    pub fn local_root(&self) -> anyhow::Result<std::path::PathBuf> {
-        match WarehouseUri::parse(&self.warehouse_uri).map_err(anyhow::Error::msg)? {
-            WarehouseUri::File { path } => Ok(path.into()),
-            WarehouseUri::S3 { .. } => {
-                anyhow::bail!("s3:// warehouses are not supported for ingestion yet; use a file:// warehouse")
-            }
-        }
+    /// The destination's warehouse (`file://` or `s3://`).
+    pub fn warehouse(&self) -> anyhow::Result<Warehouse> {
+        Warehouse::open(&self.destination_id.to_string(), &self.warehouse_uri, &self.s3)
     }
 }
 
@@ -58,6 +56,10 @@ struct Row {
     desired_state: String,
     destination_id: Uuid,
     warehouse_uri: String,
+    s3_endpoint: Option<String>,
+    s3_region: Option<String>,
+    s3_access_key_id: Option<String>,
+    s3_secret_access_key_enc: Option<Vec<u8>>,
     bootstrap_servers: Vec<String>,
     security_protocol: String,
     sasl_mechanism: Option<String>,
@@ -71,6 +73,7 @@ pub async fn load(pool: &PgPool, secrets: &SecretBox, pipeline_id: Uuid) -> anyh
     let row: Option<Row> = sqlx::query_as(
         "SELECT p.id, p.tenant_id, p.topic, p.namespace, p.table_name, p.mapping, p.partition_by, p.start_position,
                 p.flush_interval_ms, p.desired_state, d.id AS destination_id, d.warehouse_uri,
+                d.s3_endpoint, d.s3_region, d.s3_access_key_id, d.s3_secret_access_key_enc,
                 c.bootstrap_servers, c.security_protocol, c.sasl_mechanism, c.sasl_username, c.sasl_password_enc
          FROM pipelines p
          JOIN connections c ON c.id = p.connection_id
@@ -90,6 +93,16 @@ pub async fn load(pool: &PgPool, secrets: &SecretBox, pipeline_id: Uuid) -> anyh
         sasl_username: r.sasl_username,
         sasl_password: r.sasl_password_enc.as_deref().map(|p| secrets.open(p)).transpose()?,
     };
+    let s3 = S3Access {
+        endpoint: r.s3_endpoint,
+        region: r.s3_region,
+        access_key_id: r.s3_access_key_id,
+        secret_access_key: r
+            .s3_secret_access_key_enc
+            .as_deref()
+            .map(|s| secrets.open(s).context("unsealing the destination's S3 secret access key"))
+            .transpose()?,
+    };
     Ok(Some(PipelineSpec {
         id: r.id,
         tenant_id: r.tenant_id,
@@ -97,6 +110,7 @@ pub async fn load(pool: &PgPool, secrets: &SecretBox, pipeline_id: Uuid) -> anyh
         kafka,
         destination_id: r.destination_id,
         warehouse_uri: r.warehouse_uri,
+        s3,
         namespace: r.namespace,
         table_name: r.table_name,
         mapping: r.mapping.0,
