@@ -2,9 +2,12 @@
 rows as JSON lines, so Rust tests can compare them exactly.
 
 usage: read_table.py --engine pyiceberg|duckdb --pg-url URL --catalog NAME
-                     --warehouse file:///root --table NS.NAME [--columns a,b]
+                     --warehouse file:///root|s3://bucket/prefix --table NS.NAME
+                     [--columns a,b] [--property KEY=VALUE ...]
 PyIceberg reads through its SqlCatalog on the same Postgres (the JDBC catalog
-layout); DuckDB reads the current metadata file that catalog points at.
+layout); DuckDB reads the current metadata file that catalog points at (local
+tables only). Each --property is a catalog property, e.g. s3.endpoint,
+s3.access-key-id, s3.secret-access-key, s3.region for an S3 warehouse.
 """
 import argparse
 import base64
@@ -43,7 +46,7 @@ def pyiceberg_rows(args):
 
     from pyiceberg.types import UUIDType
 
-    catalog = SqlCatalog(args.catalog, uri=sqlalchemy_url(args.pg_url), warehouse=args.warehouse)
+    catalog = SqlCatalog(args.catalog, uri=sqlalchemy_url(args.pg_url), warehouse=args.warehouse, **args.property)
     table = catalog.load_table(tuple(args.table.split(".")))
     uuids = [f.name for f in table.schema().fields if isinstance(f.field_type, UUIDType)]
     rows = table.scan().to_arrow().to_pylist()
@@ -65,6 +68,8 @@ def duckdb_rows(args):
             (args.catalog, ns, name),
         )
         (location,) = cur.fetchone()
+    if "://" in location and not location.startswith("file://"):
+        sys.exit(f"the duckdb reader here reads local tables only, not {location}")
     path = location[len("file://"):] if location.startswith("file://") else location
     con = duckdb.connect()
     ext_dir = os.path.join(os.path.expanduser("~"), ".cache", "icehouse", "duckdb-extensions")
@@ -91,7 +96,15 @@ def main():
     p.add_argument("--warehouse", required=True)
     p.add_argument("--table", required=True)
     p.add_argument("--columns")
+    p.add_argument("--property", action="append", default=[], metavar="KEY=VALUE")
     args = p.parse_args()
+    props = {}
+    for item in args.property:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            p.error(f"--property needs KEY=VALUE, got {item!r}")
+        props[key] = value
+    args.property = props
     rows = pyiceberg_rows(args) if args.engine == "pyiceberg" else duckdb_rows(args)
     keep = args.columns.split(",") if args.columns else None
     out = sys.stdout

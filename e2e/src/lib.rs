@@ -214,6 +214,20 @@ pub fn read_table(
     table: &str,
     columns: &[&str],
 ) -> anyhow::Result<Vec<serde_json::Value>> {
+    read_table_with(engine, pg_url, catalog, warehouse, table, columns, &[])
+}
+
+/// [`read_table`] with catalog properties for the reader (`s3.endpoint`,
+/// `s3.access-key-id`, … for an S3 warehouse).
+pub fn read_table_with(
+    engine: &str,
+    pg_url: &str,
+    catalog: &str,
+    warehouse: &str,
+    table: &str,
+    columns: &[&str],
+    properties: &[(&str, &str)],
+) -> anyhow::Result<Vec<serde_json::Value>> {
     let python = std::env::var("ICEHOUSE_PYTHON")
         .context("ICEHOUSE_PYTHON is not set: scripts/test.sh installs PyIceberg and DuckDB into a venv and sets it")?;
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("python/read_table.py");
@@ -232,6 +246,7 @@ pub fn read_table(
             table,
         ])
         .args(["--columns", &columns.join(",")])
+        .args(properties.iter().flat_map(|(k, v)| ["--property".to_string(), format!("{k}={v}")]))
         .output()?;
     if !out.status.success() {
         bail!("{engine} could not read {table}: {}", String::from_utf8_lossy(&out.stderr));

@@ -1,0 +1,260 @@
+//! Ingestion into an S3 warehouse: a local S3-compatible server (moto), a
+//! tansu broker, Postgres and the `icehouse` process with its in-process
+//! worker; the tables read back by PyIceberg straight from the bucket and by
+//! Icehouse's own SQL endpoint.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use icehouse_e2e::{free_port, read_table_with, test_env, Api, Broker, Server, TestDb};
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+
+const BUCKET: &str = "icehouse-e2e";
+const REGION: &str = "us-east-1";
+const KEY_ID: &str = "icehouse-e2e-key";
+const SECRET: &str = "icehouse-e2e-secret-4f1c9a";
+
+/// `moto_server` (from the Python venv the scripts install) on a free
+/// loopback port, killed on drop.
+struct Moto {
+    child: Child,
+    endpoint: String,
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn python() -> String {
+    std::env::var("ICEHOUSE_PYTHON").expect("ICEHOUSE_PYTHON is not set: scripts/test.sh installs the venv and sets it")
+}
+
+impl Moto {
+    async fn start() -> Moto {
+        let bin = PathBuf::from(python()).with_file_name("moto_server");
+        assert!(
+            bin.exists(),
+            "{} is missing: scripts/lib.sh ensure_python_readers installs moto[server]",
+            bin.display()
+        );
+        let port = free_port();
+        let child = Command::new(&bin)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starting moto_server");
+        let moto = Moto { child, endpoint: format!("http://127.0.0.1:{port}") };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while reqwest::get(&moto.endpoint).await.is_err() {
+            assert!(Instant::now() < deadline, "moto_server did not answer on {}", moto.endpoint);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        moto
+    }
+
+    /// Runs a few lines of boto3 against the server (`s3` is the client); returns stdout.
+    fn boto3(&self, code: &str) -> String {
+        let script = format!(
+            "import boto3, json\ns3 = boto3.client('s3', endpoint_url='{}', region_name='{REGION}', \
+             aws_access_key_id='{KEY_ID}', aws_secret_access_key='{SECRET}')\n{code}",
+            self.endpoint
+        );
+        let out = Command::new(python()).args(["-c", &script]).output().expect("running python");
+        assert!(out.status.success(), "boto3 failed: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// Every object key under `prefix`.
+    fn keys(&self, prefix: &str) -> Vec<String> {
+        let out = self.boto3(&format!(
+            "keys = []\nfor page in s3.get_paginator('list_objects_v2').paginate(Bucket='{BUCKET}', Prefix='{prefix}'):\n    \
+             keys += [o['Key'] for o in page.get('Contents', [])]\nprint(json.dumps(keys))"
+        ));
+        serde_json::from_str(out.trim()).unwrap()
+    }
+}
+
+#[tokio::test]
+async fn a_pipeline_writes_its_tables_to_an_s3_warehouse_exactly_once() {
+    let n = 5_000;
+    let moto = Moto::start().await;
+    moto.boto3(&format!("s3.create_bucket(Bucket='{BUCKET}')"));
+
+    let broker = Broker::start_memory().await.unwrap();
+    broker.create_topic("sales", PARTITIONS).await.unwrap();
+    produce(&broker.addr, "sales", 0..n).await;
+
+    let db = TestDb::create("icehouse_e2e_s3").await.unwrap();
+    let mut env = test_env(&db.url);
+    env.push(("ICEHOUSE__WORKER__IN_PROCESS".into(), "true".into()));
+    env.push(("ICEHOUSE__WORKER__MAX_MESSAGE_BYTES".into(), MAX_MESSAGE_BYTES.to_string()));
+    // Nothing of the host's AWS setup may stand in for the destination's own settings.
+    for var in ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION", "AWS_ENDPOINT_URL"] {
+        env.push((var.into(), "not-for-icehouse".into()));
+    }
+    let server = Server::start("serve", &env, &std::env::temp_dir()).unwrap();
+    let api = Api::signup(&server.base_url).await.unwrap();
+
+    let c =
+        api.post("/api/v1/connections", json!({"name": "local", "bootstrap_servers": [broker.addr]})).await.unwrap();
+    let warehouse = format!("s3://{BUCKET}/lake");
+    let d = api
+        .post(
+            "/api/v1/destinations",
+            json!({"name": "lake", "warehouse_uri": warehouse, "s3_endpoint": moto.endpoint, "s3_region": REGION,
+                   "s3_access_key_id": KEY_ID, "s3_secret_access_key": SECRET}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(d["s3_secret_access_key_set"], true, "{d}");
+    assert!(!d.to_string().contains(SECRET), "the secret came back: {d}");
+    let catalog = d["id"].as_str().unwrap().to_string();
+    let p = api
+        .post(
+            "/api/v1/pipelines",
+            json!({"name": "sales", "connection_id": c["id"], "topic": "sales", "destination_id": d["id"],
+                   "table_name": "sales", "mapping": mapping(), "partition_by": [{"column": "sold_at", "transform": "day"}]}),
+        )
+        .await
+        .unwrap();
+    let pid = p["id"].as_str().unwrap().to_string();
+
+    let started = Instant::now();
+    let status = wait_for_total(&api, &pid, n, Duration::from_secs(180)).await;
+    eprintln!("{n} messages committed to S3 in {:?}", started.elapsed());
+    let good: Vec<usize> = (0..n).filter(|i| message(*i).1.is_none()).collect();
+    let bad = n - good.len();
+    assert_eq!(status["rows_committed"], good.len() as i64, "{status}");
+    assert_eq!(status["dead_letter_rows"], bad as i64, "{status}");
+    assert_eq!(status["state"], "running", "{status}");
+
+    // The tables live in the bucket, each in a folder of its own (`<name>-<uuid>`).
+    let detail = api.get("/api/v1/tables/default/sales").await.unwrap();
+    let location = detail["location"].as_str().unwrap().to_string();
+    let folder = location.strip_prefix(&format!("{warehouse}/default/sales-")).unwrap_or_else(|| panic!("{location}"));
+    assert_eq!(uuid::Uuid::parse_str(folder).unwrap().get_version_num(), 7, "{location}");
+    assert!(detail["metadata_location"].as_str().unwrap().starts_with(&format!("{location}/metadata/")), "{detail}");
+    let keys = moto.keys("lake/default/");
+    let table_key = format!("lake/default/sales-{folder}/");
+    assert!(keys.iter().any(|k| k.starts_with(&format!("{table_key}data/")) && k.ends_with(".parquet")), "{keys:?}");
+    assert!(keys.iter().any(|k| k.starts_with(&format!("{table_key}metadata/")) && k.ends_with(".metadata.json")));
+    assert!(keys.iter().any(|k| k.starts_with("lake/default/sales_dead_letter-")), "{keys:?}");
+
+    // PyIceberg, from the bucket: exactly the good messages, every value…
+    let props = [
+        ("s3.endpoint", moto.endpoint.as_str()),
+        ("s3.region", REGION),
+        ("s3.access-key-id", KEY_ID),
+        ("s3.secret-access-key", SECRET),
+    ];
+    let columns = ["id", "store", "qty", "price", "sold_at", "customer_id", "customer_tier"];
+    let mut rows =
+        read_table_with("pyiceberg", &db.url, &catalog, &warehouse, "default.sales", &columns, &props).unwrap();
+    rows.sort_by_key(|r| r["id"].as_u64());
+    let expected: Vec<Value> = good.iter().map(|&i| expected_row(i)).collect();
+    assert_eq!(rows.len(), expected.len(), "row count");
+    for (got, want) in rows.iter().zip(&expected) {
+        assert_eq!(got, want);
+    }
+    // …and exactly the bad ones in the dead-letter table, each with its kind.
+    let dead = read_table_with(
+        "pyiceberg",
+        &db.url,
+        &catalog,
+        &warehouse,
+        "default.sales_dead_letter",
+        &["partition", "offset", "error_kind", "topic"],
+        &props,
+    )
+    .unwrap();
+    let got: BTreeMap<(i64, i64), String> = dead
+        .iter()
+        .map(|r| {
+            (
+                (r["partition"].as_i64().unwrap(), r["offset"].as_i64().unwrap()),
+                r["error_kind"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    assert_eq!(got.len(), dead.len(), "a dead-letter row is duplicated");
+    let want: BTreeMap<(i64, i64), String> = (0..n)
+        .filter_map(|i| {
+            message(i).1.map(|k| ((i as i64 % PARTITIONS as i64, i as i64 / PARTITIONS as i64), k.to_string()))
+        })
+        .collect();
+    assert_eq!(got, want);
+    assert!(dead.iter().all(|r| r["topic"] == "sales"));
+
+    // Icehouse's own readers go through the same S3 warehouse.
+    let (code, r) = api
+        .call(Method::POST, "/api/v1/query", Some(json!({"sql": "SELECT count(*) AS n FROM default.sales"})))
+        .await
+        .unwrap();
+    assert_eq!(code, StatusCode::OK, "{r}");
+    assert_eq!(r["rows"], json!([[good.len()]]), "{r}");
+    let dl = api.get(&format!("/api/v1/pipelines/{pid}/dead-letters?limit=5")).await.unwrap();
+    assert_eq!(dl["total"], bad as i64, "{dl}");
+    assert_eq!(dl["rows"].as_array().unwrap().len(), 5, "{dl}");
+    let tables = api.get("/api/v1/tables").await.unwrap();
+    let counts: Vec<(String, i64)> = tables
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| (t["name"].as_str().unwrap().to_string(), t["row_count"].as_i64().unwrap()))
+        .collect();
+    assert_eq!(counts, vec![("sales".to_string(), good.len() as i64), ("sales_dead_letter".to_string(), bad as i64)]);
+
+    drop(server);
+    db.drop_now().await.unwrap();
+}
+
+/// A warehouse that cannot be reached is refused when the pipeline is
+/// created, naming the destination, and nothing is left behind.
+#[tokio::test]
+async fn an_unreachable_s3_warehouse_is_a_clear_error() {
+    let broker = Broker::start_memory().await.unwrap();
+    broker.create_topic("sales", 1).await.unwrap();
+    let db = TestDb::create("icehouse_e2e_s3").await.unwrap();
+    let server = Server::start("serve", &test_env(&db.url), &std::env::temp_dir()).unwrap();
+    let api = Api::signup(&server.base_url).await.unwrap();
+    let c =
+        api.post("/api/v1/connections", json!({"name": "local", "bootstrap_servers": [broker.addr]})).await.unwrap();
+    // A loopback port nobody listens on.
+    let endpoint = format!("http://127.0.0.1:{}", free_port());
+    let d = api
+        .post(
+            "/api/v1/destinations",
+            json!({"name": "lake", "warehouse_uri": format!("s3://{BUCKET}/lake"), "s3_endpoint": endpoint,
+                   "s3_access_key_id": KEY_ID, "s3_secret_access_key": SECRET}),
+        )
+        .await
+        .unwrap();
+    let (code, body) = api
+        .call(
+            Method::POST,
+            "/api/v1/pipelines",
+            Some(json!({"name": "sales", "connection_id": c["id"], "topic": "sales", "destination_id": d["id"],
+                        "table_name": "sales", "mapping": mapping()})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(code, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["errors"][0]["field"], "destination_id", "{body}");
+    let message = body["errors"][0]["message"].as_str().unwrap();
+    assert!(message.starts_with("cannot create the table in this warehouse"), "{message}");
+    assert!(!body.to_string().contains(SECRET), "{body}");
+    let pipelines = api.get("/api/v1/pipelines").await.unwrap();
+    assert_eq!(pipelines["items"], json!([]), "{pipelines}");
+    drop(server);
+    db.drop_now().await.unwrap();
+}
