@@ -9,6 +9,7 @@ pub mod auth;
 pub mod db;
 pub mod error;
 pub mod extract;
+pub mod query;
 pub mod scheduler;
 pub mod state;
 pub mod ui;

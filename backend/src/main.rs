@@ -116,6 +116,7 @@ async fn shutdown_signal() {
 
 fn init_tracing() {
     tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
         .with_env_filter(EnvFilter::try_from_env("ICEHOUSE_LOG").unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn")))
         .init();
 }

@@ -45,3 +45,11 @@ pub struct MarkReadRequest {
     #[serde(default)]
     pub up_to: Option<i64>,
 }
+
+impl crate::Validate for MarkReadRequest {
+    fn validate(&self) -> Result<(), Vec<crate::FieldError>> {
+        let mut v = crate::validate::Validator::new();
+        v.check(self.up_to.is_none_or(|id| id >= 0), "up_to", "must not be negative");
+        v.finish()
+    }
+}

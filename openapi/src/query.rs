@@ -35,3 +35,25 @@ pub struct QueryColumn {
     /// The Arrow data type, e.g. `Int64` or `Timestamp(Microsecond, Some("+00:00"))`.
     pub data_type: String,
 }
+
+/// The longest SQL text accepted.
+pub const MAX_SQL_LEN: usize = 100_000;
+
+impl crate::Validate for QueryRequest {
+    fn validate(&self) -> Result<(), Vec<crate::FieldError>> {
+        let mut v = crate::validate::Validator::new();
+        if self.sql.trim().is_empty() {
+            v.error("sql", "must not be empty");
+        } else if self.sql.len() > MAX_SQL_LEN {
+            v.error("sql", format!("must be at most {MAX_SQL_LEN} bytes"));
+        }
+        if let Some(rows) = self.max_rows {
+            v.check(
+                (1..=MAX_QUERY_ROWS).contains(&rows),
+                "max_rows",
+                format!("must be between 1 and {MAX_QUERY_ROWS}"),
+            );
+        }
+        v.finish()
+    }
+}

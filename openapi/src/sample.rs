@@ -69,3 +69,17 @@ pub struct SuggestedColumn {
     #[serde(default)]
     pub example: Option<String>,
 }
+
+impl crate::Validate for SampleRequest {
+    fn validate(&self) -> Result<(), Vec<crate::FieldError>> {
+        let mut v = crate::validate::Validator::new();
+        if let Some(limit) = self.limit {
+            v.check((1..=MAX_SAMPLE).contains(&limit), "limit", format!("must be between 1 and {MAX_SAMPLE}"));
+        }
+        if let Some(columns) = &self.columns {
+            let mapping = crate::pipelines::Mapping { columns: columns.clone() };
+            crate::pipelines::validate_mapping(&mut v, &mapping);
+        }
+        v.finish()
+    }
+}

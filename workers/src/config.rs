@@ -23,6 +23,23 @@ pub struct Config {
     pub kafka: KafkaConfig,
     pub worker: WorkerConfig,
     pub ui: UiConfig,
+    pub query: QueryConfig,
+}
+
+/// Bounds of `POST /api/v1/query` (and the dead-letter view, which runs on it).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default)]
+pub struct QueryConfig {
+    /// A query is cancelled after this long.
+    pub timeout_ms: u64,
+    /// Memory one query may hold in operators (sorts, joins, aggregates) before it fails.
+    pub memory_limit_mb: usize,
+}
+
+impl Default for QueryConfig {
+    fn default() -> Self {
+        Self { timeout_ms: 20_000, memory_limit_mb: 512 }
+    }
 }
 
 #[derive(Clone, Debug, Deserialize)]

@@ -9,8 +9,12 @@ use icehouse_api::connections::{
     Connection, ConnectionSettings, ConnectionTestResult, CreateConnectionRequest, TopicList, UpdateConnectionRequest,
 };
 use icehouse_api::pagination::{ListParams, Page};
+use icehouse_api::pipelines::{validate_topic, Mapping};
+use icehouse_api::sample::{SampleRequest, SampleResponse, SampledMessage, MAX_SAMPLE};
+use icehouse_api::validate::Validator;
 use icehouse_api::{ConnectionId, Problem, Role};
-use icehouse_workers::kafka::{self, KafkaSettings};
+use icehouse_workers::kafka::{self, KafkaSettings, SampleError};
+use icehouse_workers::mapping::{suggest, table_schema, KafkaMessage, RowDecoder};
 
 use crate::auth::RequestContext;
 use crate::db::{self, connections::ConnectionRow, PageRequest};
@@ -214,6 +218,104 @@ pub async fn topics(
             Err(ApiError::Kafka { kind: failure.kind, message: failure.message })
         }
     }
+}
+
+/// Tests settings without saving them: the wizard's "Test connection".
+#[utoipa::path(
+    post, path = "/api/v1/connections/test", tag = "connections", security(("bearer" = [])),
+    request_body = CreateConnectionRequest,
+    responses(
+        (status = 200, body = ConnectionTestResult),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json")
+    )
+)]
+pub async fn test_unsaved(
+    State(state): State<AppState>,
+    ctx: RequestContext,
+    ApiJson(req): ApiJson<CreateConnectionRequest>,
+) -> ApiResult<Json<ConnectionTestResult>> {
+    ctx.require(Role::Editor)?;
+    let settings = KafkaSettings {
+        bootstrap_servers: req.bootstrap_servers,
+        security_protocol: req.security_protocol,
+        sasl_mechanism: req.sasl_mechanism,
+        sasl_username: req.sasl_username,
+        sasl_password: req.sasl_password,
+    };
+    Ok(Json(kafka::probe(settings, probe_timeout(&state)).await))
+}
+
+/// Reads up to 100 of the newest messages of a topic and suggests a mapping
+/// from them; each message says whether it fits the suggestion (or the
+/// columns sent) and, if not, why it would go to the dead-letter table.
+#[utoipa::path(
+    post, path = "/api/v1/connections/{connection_id}/topics/{topic}/sample", tag = "connections",
+    security(("bearer" = [])),
+    params(("connection_id" = ConnectionId, Path), ("topic" = String, Path)),
+    request_body = SampleRequest,
+    responses(
+        (status = 200, body = SampleResponse),
+        (status = 404, description = "No such connection or topic", body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+        (status = 502, description = "The cluster could not be used", body = Problem, content_type = "application/problem+json")
+    )
+)]
+pub async fn sample(
+    State(state): State<AppState>,
+    ctx: RequestContext,
+    ApiPath((id, topic)): ApiPath<(ConnectionId, String)>,
+    ApiJson(req): ApiJson<SampleRequest>,
+) -> ApiResult<Json<SampleResponse>> {
+    ctx.require(Role::Editor)?;
+    let mut v = Validator::new();
+    validate_topic(&mut v, "topic", &topic);
+    v.finish().map_err(ApiError::Validation)?;
+    let row = load(&state, &ctx, id).await?;
+    let settings = kafka_settings(&state, &row)?;
+    let limit = req.limit.unwrap_or(MAX_SAMPLE) as usize;
+    let messages = match kafka::sample(settings, topic, limit, probe_timeout(&state)).await {
+        Ok(messages) => messages,
+        Err(SampleError::NoSuchTopic(_)) => return Err(ApiError::NotFound("topic")),
+        Err(SampleError::Kafka(message)) => {
+            return Err(ApiError::Kafka { kind: icehouse_api::connections::ConnectionFailureKind::Unreachable, message })
+        }
+    };
+    let values: Vec<&[u8]> = messages.iter().filter_map(|m| m.value.as_deref()).collect();
+    let suggestion = suggest::suggest(&values, req.nested);
+    let columns = req.columns.unwrap_or_else(|| suggestion.iter().map(|c| c.column.clone()).collect());
+    let problems = check_messages(&Mapping { columns }, &messages, state.config.worker.max_message_bytes)?;
+    let misfits = problems.iter().filter(|p| p.is_some()).count();
+    let messages = messages
+        .into_iter()
+        .zip(problems)
+        .map(|(m, problem)| SampledMessage {
+            partition: m.partition,
+            offset: m.offset,
+            timestamp: m.timestamp_ms.and_then(chrono::DateTime::from_timestamp_millis),
+            key: m.key.as_deref().map(|k| String::from_utf8_lossy(k).into_owned()),
+            value: m.value.as_deref().map(|v| String::from_utf8_lossy(v).into_owned()),
+            problem,
+        })
+        .collect();
+    Ok(Json(SampleResponse { messages, suggestion, misfits }))
+}
+
+/// Runs each message through the real decoder of `mapping`: `None` where it
+/// would become a row, the dead-letter reason where it would not. An empty
+/// mapping (nothing suggested) fits nothing.
+fn check_messages(mapping: &Mapping, messages: &[KafkaMessage], max_bytes: usize) -> ApiResult<Vec<Option<String>>> {
+    if mapping.columns.is_empty() {
+        return Ok(messages.iter().map(|_| Some("no column to map it to".to_string())).collect());
+    }
+    let schema = std::sync::Arc::new(
+        iceberg::arrow::schema_to_arrow_schema(&table_schema(mapping)?).map_err(anyhow::Error::from)?,
+    );
+    let mut decoder = RowDecoder::new(mapping, schema, max_bytes)?;
+    Ok(messages
+        .iter()
+        .map(|m| decoder.push(m).err().map(|r| format!("{}: {}", r.kind.as_str(), r.message)))
+        .collect())
 }
 
 async fn load(state: &AppState, ctx: &RequestContext, id: ConnectionId) -> ApiResult<ConnectionRow> {

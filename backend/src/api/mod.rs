@@ -6,10 +6,13 @@ mod api_tokens;
 mod audit;
 mod auth;
 mod connections;
+mod dead_letters;
 mod destinations;
 mod health;
+mod notifications;
 mod pipelines;
-mod tables;
+mod query;
+pub(crate) mod tables;
 mod users;
 
 use axum::middleware::from_fn_with_state;
@@ -39,6 +42,8 @@ use crate::state::AppState;
         (name = "pipelines", description = "Topic → table ingestion"),
         (name = "tables", description = "The Iceberg tables and how to read them"),
         (name = "audit", description = "Who changed what"),
+        (name = "notifications", description = "Pipeline failures, for admins"),
+        (name = "query", description = "Read-only SQL over the tenant's tables"),
         (name = "health", description = "Liveness and readiness")
     )
 )]
@@ -81,6 +86,8 @@ pub fn routes(state: Option<&AppState>) -> OpenApiRouter<AppState> {
         .routes(routes!(connections::list, connections::create))
         .routes(routes!(connections::get, connections::update, connections::delete))
         .routes(routes!(connections::test))
+        .routes(routes!(connections::test_unsaved))
+        .routes(routes!(connections::sample))
         .routes(routes!(connections::topics))
         .routes(routes!(destinations::list, destinations::create))
         .routes(routes!(destinations::get, destinations::update, destinations::delete))
@@ -89,9 +96,13 @@ pub fn routes(state: Option<&AppState>) -> OpenApiRouter<AppState> {
         .routes(routes!(pipelines::pause))
         .routes(routes!(pipelines::resume))
         .routes(routes!(pipelines::status))
+        .routes(routes!(dead_letters::list))
+        .routes(routes!(query::run))
         .routes(routes!(tables::list))
         .routes(routes!(tables::get))
-        .routes(routes!(audit::list));
+        .routes(routes!(audit::list))
+        .routes(routes!(notifications::list))
+        .routes(routes!(notifications::mark_read));
     if let Some(state) = state {
         protected = protected.route_layer(from_fn_with_state(state.clone(), authenticate));
     }

@@ -7,6 +7,7 @@
 pub mod audit;
 pub mod connections;
 pub mod destinations;
+pub mod notifications;
 pub mod pipelines;
 pub mod tokens;
 pub mod users;

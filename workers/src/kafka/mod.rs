@@ -1,8 +1,10 @@
 //! Kafka client settings and the connection probe.
 
 mod probe;
+mod sample;
 
 pub use probe::probe;
+pub use sample::{sample, SampleError};
 
 use icehouse_api::connections::{SaslMechanism, SecurityProtocol};
 use rdkafka::ClientConfig;

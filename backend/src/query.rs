@@ -1,0 +1,233 @@
+//! The query service: one read-only SQL `SELECT` over the tenant's own
+//! Iceberg tables, run by DataFusion, bounded in rows, time and memory.
+//!
+//! Isolation comes from what is registered, not from parsing: each query gets
+//! a fresh DataFusion session that knows only the tables the statement names,
+//! looked up in the caller's destinations (a transaction under row-level
+//! security), each as a static snapshot provider that cannot be written.
+//! DDL, DML and other statements are refused before planning and again by the
+//! planner's `SQLOptions`; DataFusion has no file-reading table functions
+//! unless registered, and none are.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
+use datafusion::arrow::datatypes::{DataType, Float32Type, Float64Type, SchemaRef};
+use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
+use datafusion::catalog::MemorySchemaProvider;
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::prelude::{SQLOptions, SessionConfig, SessionContext};
+use datafusion::sql::parser::Statement;
+use datafusion::sql::sqlparser::ast;
+use datafusion::sql::TableReference;
+use futures::TryStreamExt;
+use iceberg::table::Table;
+use iceberg::{NamespaceIdent, TableIdent};
+use iceberg_datafusion::IcebergStaticTableProvider;
+use icehouse_api::TenantId;
+use icehouse_workers::iceberg as ice;
+
+use crate::api::tables::warehouse;
+use crate::db;
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+
+/// The rows of one query, cut at the row limit.
+pub struct QueryOutput {
+    pub schema: SchemaRef,
+    pub batches: Vec<RecordBatch>,
+    /// More rows were there than asked for.
+    pub truncated: bool,
+    pub elapsed: Duration,
+}
+
+/// Runs `sql` for `tenant`: at most `max_rows` rows, within the configured
+/// time and memory. Mistakes in the SQL are field errors on `sql`.
+pub async fn run(state: &AppState, tenant: TenantId, sql: &str, max_rows: usize) -> ApiResult<QueryOutput> {
+    let started = Instant::now();
+    let timeout = Duration::from_millis(state.config.query.timeout_ms);
+    let work = async {
+        let ctx = session(state)?;
+        let statement = parse_select(&ctx, sql)?;
+        let references = ctx.state().resolve_table_references(&statement).map_err(sql_error)?;
+        register_tables(state, tenant, &ctx, &references).await?;
+        let options = SQLOptions::new().with_allow_ddl(false).with_allow_dml(false).with_allow_statements(false);
+        let df = ctx.sql_with_options(sql, options).await.map_err(sql_error)?;
+        let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+        // One row past the limit tells whether the result was cut.
+        let mut stream = df.limit(0, Some(max_rows + 1)).map_err(sql_error)?.execute_stream().await.map_err(sql_error)?;
+        let mut batches = Vec::new();
+        let mut rows = 0;
+        while let Some(batch) = stream.try_next().await.map_err(sql_error)? {
+            rows += batch.num_rows();
+            batches.push(batch);
+        }
+        let truncated = rows > max_rows;
+        if truncated {
+            batches = cut(batches, max_rows);
+        }
+        Ok::<_, ApiError>(QueryOutput { schema, batches, truncated, elapsed: Duration::ZERO })
+    };
+    let mut out = tokio::time::timeout(timeout, work).await.map_err(|_| {
+        ApiError::field("sql", format!("the query ran longer than {} s and was cancelled", timeout.as_secs_f64()))
+    })??;
+    out.elapsed = started.elapsed();
+    Ok(out)
+}
+
+fn session(state: &AppState) -> ApiResult<SessionContext> {
+    let runtime = RuntimeEnvBuilder::new()
+        .with_memory_limit(state.config.query.memory_limit_mb * 1024 * 1024, 1.0)
+        .build_arc()
+        .map_err(ApiError::internal)?;
+    let config = SessionConfig::new().with_target_partitions(2).with_information_schema(false);
+    Ok(SessionContext::new_with_config_rt(config, runtime))
+}
+
+/// Exactly one `SELECT` (or `WITH … SELECT`, `VALUES`); anything else is refused.
+fn parse_select(ctx: &SessionContext, sql: &str) -> ApiResult<Statement> {
+    let statement = ctx.state().sql_to_statement(sql, &datafusion::common::config::Dialect::Generic).map_err(|e| {
+        let text = e.to_string();
+        if text.contains("single SQL statement") || text.contains("more than one statement") {
+            ApiError::field("sql", "must be exactly one SELECT statement")
+        } else {
+            sql_error(e)
+        }
+    })?;
+    match &statement {
+        Statement::Statement(s) if matches!(**s, ast::Statement::Query(_)) => Ok(statement),
+        _ => Err(ApiError::field("sql", "only a read-only SELECT can run here")),
+    }
+}
+
+/// Registers each named table from the tenant's destinations as
+/// `namespace.table` (a table that exists in two destinations is ambiguous).
+async fn register_tables(
+    state: &AppState,
+    tenant: TenantId,
+    ctx: &SessionContext,
+    references: &[TableReference],
+) -> ApiResult<()> {
+    let mut tx = db::begin_tenant(&state.pool, tenant).await?;
+    let destinations = db::destinations::list(&mut tx, tenant, None, i64::from(i32::MAX) - 1).await?;
+    let catalog = ctx.catalog("datafusion").ok_or_else(|| ApiError::internal(anyhow::anyhow!("no default catalog")))?;
+    for reference in references {
+        let (namespace, name) = match reference {
+            TableReference::Partial { schema, table } => (schema.to_string(), table.to_string()),
+            TableReference::Bare { table } => {
+                return Err(ApiError::field(
+                    "sql",
+                    format!("name the table with its namespace, like `namespace.{table}`"),
+                ))
+            }
+            TableReference::Full { .. } => {
+                return Err(ApiError::field("sql", format!("`{reference}`: name tables as `namespace.table`")))
+            }
+        };
+        let mut found = None;
+        for dest in &destinations {
+            let Some(wh) = warehouse(dest, &state.secrets) else { continue };
+            if let Some(table) = ice::load_table(&mut tx, &wh, &namespace, &name).await.map_err(ApiError::internal)? {
+                if found.is_some() {
+                    return Err(ApiError::field(
+                        "sql",
+                        format!("`{namespace}.{name}` exists in more than one destination"),
+                    ));
+                }
+                found = Some((wh, table));
+            }
+        }
+        let Some((wh, loaded)) = found else {
+            return Err(ApiError::field("sql", format!("table `{namespace}.{name}` does not exist")));
+        };
+        let table = Table::builder()
+            .metadata(loaded.metadata)
+            .metadata_location(loaded.metadata_location)
+            .identifier(TableIdent::new(NamespaceIdent::from_strs(namespace.split('.')).map_err(ApiError::internal)?, name.clone()))
+            .file_io(wh.file_io.clone())
+            .readonly(true)
+            .runtime(iceberg::Runtime::current())
+            .build()
+            .map_err(ApiError::internal)?;
+        let provider = IcebergStaticTableProvider::try_new_from_table(table).await.map_err(ApiError::internal)?;
+        if catalog.schema(&namespace).is_none() {
+            catalog.register_schema(&namespace, Arc::new(MemorySchemaProvider::new())).map_err(ApiError::internal)?;
+        }
+        ctx.register_table(reference.clone(), Arc::new(provider)).map_err(ApiError::internal)?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+fn cut(batches: Vec<RecordBatch>, max_rows: usize) -> Vec<RecordBatch> {
+    let mut left = max_rows;
+    let mut out = Vec::new();
+    for batch in batches {
+        if left == 0 {
+            break;
+        }
+        let take = batch.num_rows().min(left);
+        out.push(batch.slice(0, take));
+        left -= take;
+    }
+    out
+}
+
+/// DataFusion's message, without its error-type prefix, as a field error.
+fn sql_error(e: datafusion::error::DataFusionError) -> ApiError {
+    let text = e.strip_backtrace();
+    let text = text
+        .trim_start_matches("Error during planning: ")
+        .trim_start_matches("SQL error: ")
+        .trim_start_matches("Schema error: ");
+    if matches!(e, datafusion::error::DataFusionError::ResourcesExhausted(_)) {
+        return ApiError::field("sql", format!("the query needs more memory than it may use: {text}"));
+    }
+    ApiError::field("sql", text.to_string())
+}
+
+/// One value as JSON: numbers as numbers (64-bit integers beyond ±2^53 and
+/// non-finite floats as strings, so JavaScript loses nothing), text as text,
+/// everything else in Arrow's display form (ISO-8601 timestamps, decimals).
+pub fn json_rows(batches: &[RecordBatch]) -> anyhow::Result<Vec<Vec<serde_json::Value>>> {
+    use serde_json::Value;
+    let options = FormatOptions::default().with_null("");
+    let mut rows = Vec::new();
+    for batch in batches {
+        let columns: Vec<ArrayRef> = batch.columns().to_vec();
+        let formatters =
+            columns.iter().map(|c| ArrayFormatter::try_new(c.as_ref(), &options)).collect::<Result<Vec<_>, _>>()?;
+        for i in 0..batch.num_rows() {
+            let mut row = Vec::with_capacity(columns.len());
+            for (col, fmt) in columns.iter().zip(&formatters) {
+                if col.is_null(i) {
+                    row.push(Value::Null);
+                    continue;
+                }
+                let value = match col.data_type() {
+                    DataType::Boolean => Value::Bool(col.as_boolean().value(i)),
+                    DataType::Int8 | DataType::Int16 | DataType::Int32 | DataType::UInt8 | DataType::UInt16
+                    | DataType::UInt32 => Value::from(fmt.value(i).to_string().parse::<i64>()?),
+                    DataType::Int64 | DataType::UInt64 => {
+                        let text = fmt.value(i).to_string();
+                        match text.parse::<i64>() {
+                            Ok(n) if n.unsigned_abs() <= (1 << 53) => Value::from(n),
+                            _ => Value::String(text),
+                        }
+                    }
+                    DataType::Float32 => float(f64::from(col.as_primitive::<Float32Type>().value(i))),
+                    DataType::Float64 => float(col.as_primitive::<Float64Type>().value(i)),
+                    _ => Value::String(fmt.value(i).to_string()),
+                };
+                row.push(value);
+            }
+            rows.push(row);
+        }
+    }
+    Ok(rows)
+}
+
+fn float(x: f64) -> serde_json::Value {
+    serde_json::Number::from_f64(x).map_or_else(|| serde_json::Value::String(x.to_string()), serde_json::Value::Number)
+}
