@@ -56,7 +56,8 @@ pub async fn run(state: &AppState, tenant: TenantId, sql: &str, max_rows: usize)
         let df = ctx.sql_with_options(sql, options).await.map_err(sql_error)?;
         let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
         // One row past the limit tells whether the result was cut.
-        let mut stream = df.limit(0, Some(max_rows + 1)).map_err(sql_error)?.execute_stream().await.map_err(sql_error)?;
+        let mut stream =
+            df.limit(0, Some(max_rows + 1)).map_err(sql_error)?.execute_stream().await.map_err(sql_error)?;
         let mut batches = Vec::new();
         let mut rows = 0;
         while let Some(batch) = stream.try_next().await.map_err(sql_error)? {
@@ -144,7 +145,10 @@ async fn register_tables(
         let table = Table::builder()
             .metadata(loaded.metadata)
             .metadata_location(loaded.metadata_location)
-            .identifier(TableIdent::new(NamespaceIdent::from_strs(namespace.split('.')).map_err(ApiError::internal)?, name.clone()))
+            .identifier(TableIdent::new(
+                NamespaceIdent::from_strs(namespace.split('.')).map_err(ApiError::internal)?,
+                name.clone(),
+            ))
             .file_io(wh.file_io.clone())
             .readonly(true)
             .runtime(iceberg::Runtime::current())
@@ -207,7 +211,11 @@ pub fn json_rows(batches: &[RecordBatch]) -> anyhow::Result<Vec<Vec<serde_json::
                 }
                 let value = match col.data_type() {
                     DataType::Boolean => Value::Bool(col.as_boolean().value(i)),
-                    DataType::Int8 | DataType::Int16 | DataType::Int32 | DataType::UInt8 | DataType::UInt16
+                    DataType::Int8
+                    | DataType::Int16
+                    | DataType::Int32
+                    | DataType::UInt8
+                    | DataType::UInt16
                     | DataType::UInt32 => Value::from(fmt.value(i).to_string().parse::<i64>()?),
                     DataType::Int64 | DataType::UInt64 => {
                         let text = fmt.value(i).to_string();

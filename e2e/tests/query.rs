@@ -50,9 +50,12 @@ async fn sql_dead_letters_and_samples_read_the_real_tables() {
     assert_eq!(r["rows"], json!([[good.len()]]));
     assert_eq!(r["truncated"], false);
 
-    let (status, r) =
-        query(&api, "SELECT store, count(*) AS n, sum(qty) AS q FROM default.sales GROUP BY store ORDER BY store", None)
-            .await;
+    let (status, r) = query(
+        &api,
+        "SELECT store, count(*) AS n, sum(qty) AS q FROM default.sales GROUP BY store ORDER BY store",
+        None,
+    )
+    .await;
     assert_eq!(status, StatusCode::OK, "{r}");
     let mut expected: BTreeMap<String, (i64, i64)> = BTreeMap::new();
     for &i in &good {
@@ -64,7 +67,8 @@ async fn sql_dead_letters_and_samples_read_the_real_tables() {
     assert_eq!(r["rows"], json!(want));
 
     // Typed values: a decimal as its exact text, a timestamp in ISO-8601.
-    let (status, r) = query(&api, "SELECT id, price, sold_at, customer_tier FROM default.sales WHERE id = 7", None).await;
+    let (status, r) =
+        query(&api, "SELECT id, price, sold_at, customer_tier FROM default.sales WHERE id = 7", None).await;
     assert_eq!(status, StatusCode::OK, "{r}");
     let row = &r["rows"][0];
     assert_eq!(row[0], 7);
@@ -111,9 +115,8 @@ async fn sql_dead_letters_and_samples_read_the_real_tables() {
 
     // The dead-letter rows: every bad message with its kind and raw value, newest first.
     let d = api.get(&format!("/api/v1/pipelines/{pid}/dead-letters?limit=200")).await.unwrap();
-    let bad: BTreeMap<(i64, i64), &str> = (0..N)
-        .filter_map(|i| message(i).1.map(|k| (((i % 4) as i64, (i / 4) as i64), k)))
-        .collect();
+    let bad: BTreeMap<(i64, i64), &str> =
+        (0..N).filter_map(|i| message(i).1.map(|k| (((i % 4) as i64, (i / 4) as i64), k))).collect();
     assert_eq!(d["total"], bad.len() as i64, "{d}");
     let rows = d["rows"].as_array().unwrap();
     let got: BTreeMap<(i64, i64), &str> = rows
@@ -127,7 +130,8 @@ async fn sql_dead_letters_and_samples_read_the_real_tables() {
     assert_eq!(invalid["value"], "{\"id\": 1, oops", "{invalid}");
     assert_eq!(invalid["error_stage"], "decode");
     assert!(rows.iter().find(|r| r["error_kind"] == "tombstone").unwrap()["value"].is_null());
-    let (status, r) = api.call(Method::GET, &format!("/api/v1/pipelines/{pid}/dead-letters?limit=0"), None).await.unwrap();
+    let (status, r) =
+        api.call(Method::GET, &format!("/api/v1/pipelines/{pid}/dead-letters?limit=0"), None).await.unwrap();
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{r}");
 
     // Sampling the topic for the wizard: the newest 100, spread over the partitions.
@@ -159,14 +163,17 @@ async fn sql_dead_letters_and_samples_read_the_real_tables() {
     let flagged: Vec<&Value> = s["messages"].as_array().unwrap().iter().filter(|m| !m["problem"].is_null()).collect();
     assert_eq!((flagged[0]["partition"].as_i64(), flagged[0]["offset"].as_i64()), (Some(0), Some(475)));
     assert!(flagged[0]["problem"].as_str().unwrap().starts_with("missing_required"), "{}", flagged[0]);
-    let (status, r) =
-        api.call(Method::POST, &format!("/api/v1/connections/{cid}/topics/nope/sample"), Some(json!({}))).await.unwrap();
+    let (status, r) = api
+        .call(Method::POST, &format!("/api/v1/connections/{cid}/topics/nope/sample"), Some(json!({})))
+        .await
+        .unwrap();
     assert_eq!(status, StatusCode::NOT_FOUND, "{r}");
     let (status, r) = api.call(Method::POST, &sample_path, Some(json!({"limit": 101}))).await.unwrap();
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{r}");
 
     // Testing settings before saving them.
-    let t = api.post("/api/v1/connections/test", json!({"name": "x", "bootstrap_servers": [broker.addr]})).await.unwrap();
+    let t =
+        api.post("/api/v1/connections/test", json!({"name": "x", "bootstrap_servers": [broker.addr]})).await.unwrap();
     assert_eq!(t["status"], "ok", "{t}");
     assert!(t["topics"].as_array().unwrap().contains(&json!({"name": "sales", "partitions": PARTITIONS})), "{t}");
 

@@ -278,7 +278,10 @@ pub async fn sample(
         Ok(messages) => messages,
         Err(SampleError::NoSuchTopic(_)) => return Err(ApiError::NotFound("topic")),
         Err(SampleError::Kafka(message)) => {
-            return Err(ApiError::Kafka { kind: icehouse_api::connections::ConnectionFailureKind::Unreachable, message })
+            return Err(ApiError::Kafka {
+                kind: icehouse_api::connections::ConnectionFailureKind::Unreachable,
+                message,
+            })
         }
     };
     let values: Vec<&[u8]> = messages.iter().filter_map(|m| m.value.as_deref()).collect();
@@ -312,10 +315,7 @@ fn check_messages(mapping: &Mapping, messages: &[KafkaMessage], max_bytes: usize
         iceberg::arrow::schema_to_arrow_schema(&table_schema(mapping)?).map_err(anyhow::Error::from)?,
     );
     let mut decoder = RowDecoder::new(mapping, schema, max_bytes)?;
-    Ok(messages
-        .iter()
-        .map(|m| decoder.push(m).err().map(|r| format!("{}: {}", r.kind.as_str(), r.message)))
-        .collect())
+    Ok(messages.iter().map(|m| decoder.push(m).err().map(|r| format!("{}: {}", r.kind.as_str(), r.message))).collect())
 }
 
 async fn load(state: &AppState, ctx: &RequestContext, id: ConnectionId) -> ApiResult<ConnectionRow> {

@@ -45,7 +45,8 @@ pub async fn list(
         return Err(ApiError::field("limit", "must be between 1 and 200"));
     }
     let mut tx = db::begin_tenant(&state.pool, ctx.tenant_id).await?;
-    let pipeline = db::pipelines::get(&mut tx, ctx.tenant_id, id, false).await?.ok_or(ApiError::NotFound("pipeline"))?;
+    let pipeline =
+        db::pipelines::get(&mut tx, ctx.tenant_id, id, false).await?.ok_or(ApiError::NotFound("pipeline"))?;
     tx.commit().await?;
     let table = format!("\"{}\".\"{}_dead_letter\"", pipeline.namespace, pipeline.table_name);
     let sql = format!(
@@ -57,7 +58,8 @@ pub async fn list(
     for batch in &out.batches {
         rows.extend(to_rows(batch)?);
     }
-    let count = query::run(&state, ctx.tenant_id, &format!("SELECT count(*) FROM {table}"), 1).await.map_err(internal)?;
+    let count =
+        query::run(&state, ctx.tenant_id, &format!("SELECT count(*) FROM {table}"), 1).await.map_err(internal)?;
     let total = count
         .batches
         .iter()
