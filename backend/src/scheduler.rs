@@ -2,9 +2,11 @@
 //! time (a Postgres advisory lock held on a dedicated connection), so any
 //! number of `icehouse serve` processes can run.
 //!
-//! Workers claim pipelines themselves; the leader's job is what no single
-//! worker can see: freeing the leases of workers that died (no heartbeat),
-//! and making sure every pipeline has its lease row.
+//! Workers claim slices of pipelines themselves; the leader's job is what no
+//! single worker can see: declaring workers dead (no heartbeat), which frees
+//! their slices, making sure every pipeline has its status row, and cutting
+//! every running pipeline into slices for the live workers, again whenever
+//! workers join or leave or a topic grows (`icehouse_workers::runtime::slices`).
 
 use std::time::Duration;
 
@@ -49,9 +51,9 @@ async fn try_lead(database_url: &str) -> Option<PgConnection> {
 }
 
 async fn round(pool: &PgPool, dead_after: Duration) -> Result<(), sqlx::Error> {
-    let freed = icehouse_workers::runtime::lease::reap_dead_workers(pool, dead_after).await?;
-    if freed > 0 {
-        tracing::info!(freed, "freed the leases of dead workers");
+    let reaped = icehouse_workers::runtime::lease::reap_dead_workers(pool, dead_after).await?;
+    if reaped > 0 {
+        tracing::info!(reaped, "declared workers without a heartbeat dead and freed their slices");
     }
     let mut tx = icehouse_workers::runtime::lease::begin_system(pool).await?;
     sqlx::query(
@@ -61,5 +63,9 @@ async fn round(pool: &PgPool, dead_after: Duration) -> Result<(), sqlx::Error> {
     )
     .execute(&mut *tx)
     .await?;
-    tx.commit().await
+    tx.commit().await?;
+    for recut in icehouse_workers::runtime::slices::rebalance(pool).await? {
+        tracing::info!(pipeline = %recut.pipeline_id, slices = ?recut.slices, "re-cut the pipeline's slices");
+    }
+    Ok(())
 }

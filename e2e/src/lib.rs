@@ -39,7 +39,20 @@ impl TestDb {
 
     pub async fn drop_now(self) -> anyhow::Result<()> {
         let mut conn = PgConnection::connect(&self.admin_url).await?;
-        conn.execute(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name).as_str()).await?;
+        let drop = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
+        // A connection of a process just killed that is still authenticating
+        // has no role yet, and a non-superuser may not terminate it: wait for
+        // it to go away.
+        for _ in 0..20 {
+            match conn.execute(drop.as_str()).await {
+                Ok(_) => return Ok(()),
+                Err(e) if e.to_string().contains("pg_signal_backend") => {
+                    tokio::time::sleep(Duration::from_millis(250)).await
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        conn.execute(drop.as_str()).await?;
         Ok(())
     }
 }
@@ -283,6 +296,23 @@ impl Api {
         Ok(body)
     }
 
+    /// Any call, for checking refusals: the status and the JSON body (or the text as a JSON string).
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> anyhow::Result<(reqwest::StatusCode, serde_json::Value)> {
+        let mut req = self.http.request(method, format!("{}{path}", self.base)).bearer_auth(&self.token);
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        let r = req.send().await?;
+        let status = r.status();
+        let text = r.text().await?;
+        Ok((status, serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text))))
+    }
+
     pub async fn get(&self, path: &str) -> anyhow::Result<serde_json::Value> {
         let r = self.http.get(format!("{}{path}", self.base)).bearer_auth(&self.token).send().await?;
         let status = r.status();
@@ -335,18 +365,51 @@ impl Drop for Worker {
     }
 }
 
-/// The OS pid and epoch of the worker holding the pipeline's lease, if any.
-pub async fn lease_holder(db_url: &str, pipeline_id: &str) -> anyhow::Result<Option<(u32, i64)>> {
+/// A connection that sees every tenant's rows, for checks of the work tables.
+async fn system_conn(db_url: &str) -> anyhow::Result<PgConnection> {
     let mut conn = PgConnection::connect(db_url).await?;
-    let mut tx = conn.begin().await?;
-    sqlx::query("SELECT set_config('icehouse.system', 'on', true)").execute(&mut *tx).await?;
+    sqlx::query("SELECT set_config('icehouse.system', 'on', false)").execute(&mut conn).await?;
+    Ok(conn)
+}
+
+/// The OS pid and epoch of the worker holding partition 0 of the pipeline
+/// (the slice that has it), if a live lease does.
+pub async fn lease_holder(db_url: &str, pipeline_id: &str) -> anyhow::Result<Option<(u32, i64)>> {
+    let mut conn = system_conn(db_url).await?;
     let row: Option<(i32, i64)> = sqlx::query_as(
-        "SELECT w.pid, l.epoch FROM pipeline_leases l JOIN workers w ON w.id = l.worker_id
-         WHERE l.pipeline_id = $1::uuid AND l.lease_expires_at > now()",
+        "SELECT w.pid, s.epoch FROM pipeline_slices s JOIN workers w ON w.id = s.worker_id
+         WHERE s.pipeline_id = $1::uuid AND s.lease_expires_at > now() AND (s.partitions IS NULL OR 0 = ANY(s.partitions))",
     )
     .bind(pipeline_id)
-    .fetch_optional(&mut *tx)
+    .fetch_optional(&mut conn)
     .await?;
-    tx.commit().await?;
     Ok(row.map(|(pid, epoch)| (pid as u32, epoch)))
+}
+
+/// One slice of a pipeline as its lease row says.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SliceLease {
+    pub slice: i32,
+    /// `None`: every partition of the topic.
+    pub partitions: Option<Vec<i32>>,
+    /// The OS pid of the worker holding a live lease on it.
+    pub holder: Option<u32>,
+    pub epoch: i64,
+}
+
+/// The pipeline's slices in slice order.
+pub async fn slices(db_url: &str, pipeline_id: &str) -> anyhow::Result<Vec<SliceLease>> {
+    let mut conn = system_conn(db_url).await?;
+    let rows: Vec<(i32, Option<Vec<i32>>, Option<i32>, i64)> = sqlx::query_as(
+        "SELECT s.slice, s.partitions, CASE WHEN s.lease_expires_at > now() THEN w.pid END, s.epoch
+         FROM pipeline_slices s LEFT JOIN workers w ON w.id = s.worker_id
+         WHERE s.pipeline_id = $1::uuid ORDER BY s.slice",
+    )
+    .bind(pipeline_id)
+    .fetch_all(&mut conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(slice, partitions, pid, epoch)| SliceLease { slice, partitions, holder: pid.map(|p| p as u32), epoch })
+        .collect())
 }

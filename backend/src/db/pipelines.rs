@@ -193,7 +193,8 @@ pub async fn minutes(
     .await
 }
 
-/// The worker-side row, created with the pipeline.
+/// The worker-side rows, created with the pipeline: its status row and its
+/// first slice (every partition), so a worker can claim it at once.
 pub async fn insert_lease(tx: &mut Tx, tenant: TenantId, id: PipelineId, paused: bool) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO pipeline_leases (pipeline_id, tenant_id, state) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
@@ -203,5 +204,5 @@ pub async fn insert_lease(tx: &mut Tx, tenant: TenantId, id: PipelineId, paused:
     .bind(if paused { "paused" } else { "starting" })
     .execute(&mut **tx)
     .await?;
-    Ok(())
+    icehouse_workers::runtime::slices::insert_initial(&mut **tx, id.as_uuid(), tenant.as_uuid(), paused).await
 }

@@ -1,5 +1,6 @@
-//! One pipeline under one lease: Kafka → decode/map → Parquet → a fenced
-//! commit of the table, its dead-letter table and the next offsets, together.
+//! One slice of a pipeline under one lease: Kafka → decode/map → Parquet → a
+//! fenced commit of the table, its dead-letter table and the next offsets of
+//! the slice's partitions, together.
 //!
 //! Exactly once comes from the commit, not from Kafka: the consumer is
 //! `assign`ed at the next offsets stored in Postgres, and those offsets only
@@ -8,6 +9,11 @@
 //! offsets where they were (the written files become orphans); a worker that
 //! lost its lease cannot commit at all. Fetching goes on while the previous
 //! batch commits (one commit in flight, which is also the back-pressure).
+//!
+//! The slices of a pipeline commit independently to the same tables: when
+//! two race, the pointer compare-and-swap lets one win and the other rebuilds
+//! its snapshot on the fresh metadata (appends never conflict). The epoch
+//! check is per slice; the counters and state are the pipeline's.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -29,6 +35,7 @@ use uuid::Uuid;
 
 use super::lease::{self, Lease};
 use super::spec::PipelineSpec;
+use super::{slices, Signal};
 use crate::config::WorkerConfig;
 use crate::iceberg::{self as ice, LoadedTable, Warehouse};
 use crate::mapping::{self, DeadLetterBuilder, KafkaMessage, RowDecoder};
@@ -38,9 +45,16 @@ use crate::mapping::{self, DeadLetterBuilder, KafkaMessage, RowDecoder};
 pub enum Exit {
     /// Asked to stop (worker shutdown, pause, delete): the last batch was committed.
     Stopped,
-    /// Another worker holds the lease now; nothing more was committed.
+    /// Another worker holds the lease now, or the slice was re-cut; nothing
+    /// more was committed.
     LeaseLost,
+    /// The topic grew and this slice takes every partition: the buffered
+    /// batch was committed; run again to assign the new partitions.
+    PartitionsChanged,
 }
+
+/// How often a running slice looks at the topic's partition count.
+const PARTITION_CHECK: Duration = Duration::from_secs(10);
 
 /// Errors from librdkafka's callback, shown as the pipeline's last error.
 #[derive(Default)]
@@ -77,28 +91,42 @@ pub async fn run(
     config: WorkerConfig,
     lease: Lease,
     spec: PipelineSpec,
-    mut stop: watch::Receiver<bool>,
+    mut signal: watch::Receiver<Signal>,
 ) -> anyhow::Result<Exit> {
     let warehouse = Arc::new(spec.warehouse()?);
     let (table, dead_table) = ensure_tables(&pool, &warehouse, &spec).await?;
     let tables = Arc::new(tokio::sync::Mutex::new((table, dead_table)));
     let table_schema = tables.lock().await.0.arrow_schema()?;
 
-    let consumer = connect(&spec).await?;
-    let partitions = loop {
+    let consumer = Arc::new(connect(&spec).await?);
+    let mut topic_partitions = loop {
         match partitions_of(&consumer, &spec.topic).await {
             Ok(p) => break p,
             Err(e) => {
                 lease::set_failing(&pool, &lease, &format!("cannot read topic `{}`: {e:#}", spec.topic)).await?;
                 tokio::select! {
                     _ = tokio::time::sleep(Duration::from_secs(2)) => {}
-                    _ = stop.changed() => return Ok(Exit::Stopped),
+                    _ = signal.changed() => return Ok(Exit::Stopped),
                 }
             }
         }
     };
+    slices::report_partition_count(&pool, spec.id, topic_partitions.len() as i32).await?;
+    let partitions = match &lease.partitions {
+        None => topic_partitions.clone(),
+        Some(mine) => {
+            let missing: Vec<i32> = mine.iter().copied().filter(|p| !topic_partitions.contains(p)).collect();
+            anyhow::ensure!(
+                missing.is_empty(),
+                "topic `{}` has no partition {missing:?} (was it re-created with fewer partitions?)",
+                spec.topic
+            );
+            mine.clone()
+        }
+    };
     assign(&pool, &consumer, &spec, &partitions).await?;
-    set_state(&pool, &lease, "running").await?;
+    lease::set_state(&pool, &lease, "running").await?;
+    let mut last_partition_check = std::time::Instant::now();
 
     let mut decoder = RowDecoder::new(&spec.mapping, table_schema, config.max_message_bytes)?;
     let pipeline_id = spec.id.to_string();
@@ -116,6 +144,8 @@ pub async fn run(
     let mut last_error_at = std::time::Instant::now();
 
     loop {
+        // Some(signal): leave the loop, draining or not.
+        let mut leave: Option<(Signal, Exit)> = None;
         let flush_now = tokio::select! {
             msg = consumer.recv() => {
                 match msg {
@@ -129,7 +159,7 @@ pub async fn run(
                         count += 1;
                         if failing {
                             failing = false;
-                            set_state(&pool, &lease, "running").await?;
+                            lease::set_state(&pool, &lease, "running").await?;
                         }
                     }
                     Err(e) => {
@@ -157,28 +187,51 @@ pub async fn run(
                     last_error_at = std::time::Instant::now();
                 } else if last_error_at.elapsed() > quiet_for_recovery {
                     failing = false;
-                    set_state(&pool, &lease, "running").await?;
+                    lease::set_state(&pool, &lease, "running").await?;
+                }
+                if !failing && last_partition_check.elapsed() >= PARTITION_CHECK {
+                    last_partition_check = std::time::Instant::now();
+                    // A failed look is no news: the consumer reports broker trouble itself.
+                    if let Ok(now) = partitions_of(&consumer, &spec.topic).await {
+                        if now.len() > topic_partitions.len() {
+                            tracing::info!(pipeline = %spec.id, partitions = now.len(), "the topic has new partitions");
+                            slices::report_partition_count(&pool, spec.id, now.len() as i32).await?;
+                            // A slice of named partitions waits for the scheduler to re-cut it.
+                            if lease.partitions.is_none() {
+                                leave = Some((Signal::Drain, Exit::PartitionsChanged));
+                            }
+                            topic_partitions = now;
+                        }
+                    }
                 }
                 true
             }
-            _ = stop.changed() => {
-                // Commit what we have, then leave.
-                if count > 0 {
-                    let batch = take_batch(&mut decoder, &mut dead, &mut next_offsets, &mut count, &mut bytes);
-                    if let Some(prev) = in_flight.take() {
-                        if prev.await?? == Committed::LeaseLost { return Ok(Exit::LeaseLost); }
-                    }
-                    return Ok(match commit(&pool, &warehouse, &tables, &lease, batch).await? {
-                        Committed::Yes => Exit::Stopped,
-                        Committed::LeaseLost => Exit::LeaseLost,
-                    });
+            changed = signal.changed() => {
+                // A sender that is gone means the worker gave up on this slice.
+                let now = if changed.is_ok() { *signal.borrow_and_update() } else { Signal::Abandon };
+                match now {
+                    Signal::Run => {}
+                    Signal::Drain => leave = Some((Signal::Drain, Exit::Stopped)),
+                    Signal::Abandon => leave = Some((Signal::Abandon, Exit::LeaseLost)),
                 }
-                if let Some(prev) = in_flight.take() {
-                    if prev.await?? == Committed::LeaseLost { return Ok(Exit::LeaseLost); }
-                }
-                return Ok(Exit::Stopped);
+                false
             }
         };
+        if let Some((how, exit)) = leave {
+            // Settle the commit in flight, then (draining) commit what we have.
+            if let Some(prev) = in_flight.take() {
+                if prev.await?? == Committed::LeaseLost {
+                    return Ok(Exit::LeaseLost);
+                }
+            }
+            if how == Signal::Drain && count > 0 {
+                let batch = take_batch(&mut decoder, &mut dead, &mut next_offsets, &mut count, &mut bytes);
+                if commit(&pool, &warehouse, &tables, &lease, batch).await? == Committed::LeaseLost {
+                    return Ok(Exit::LeaseLost);
+                }
+            }
+            return Ok(exit);
+        }
         if flush_now {
             deadline = tokio::time::Instant::now() + flush_every;
             if count == 0 {
@@ -191,7 +244,7 @@ pub async fn run(
                 }
             }
             let batch = take_batch(&mut decoder, &mut dead, &mut next_offsets, &mut count, &mut bytes);
-            let (pool, warehouse, tables) = (pool.clone(), warehouse.clone(), tables.clone());
+            let (pool, warehouse, tables, lease) = (pool.clone(), warehouse.clone(), tables.clone(), lease.clone());
             in_flight = Some(tokio::spawn(async move { commit(&pool, &warehouse, &tables, &lease, batch).await }));
         }
     }
@@ -291,8 +344,12 @@ async fn connect(spec: &PipelineSpec) -> anyhow::Result<KafkaConsumer> {
     config.create_with_context(ErrorContext::default()).context("creating the Kafka consumer")
 }
 
-async fn partitions_of(consumer: &KafkaConsumer, topic: &str) -> anyhow::Result<Vec<i32>> {
-    let md = consumer.fetch_metadata(Some(topic), Duration::from_secs(5))?;
+/// The topic's partition ids, sorted. librdkafka's metadata call blocks, so
+/// it runs off the async threads.
+async fn partitions_of(consumer: &Arc<KafkaConsumer>, topic: &str) -> anyhow::Result<Vec<i32>> {
+    let (consumer, name) = (consumer.clone(), topic.to_string());
+    let md =
+        tokio::task::spawn_blocking(move || consumer.fetch_metadata(Some(&name), Duration::from_secs(5))).await??;
     let t = md.topics().iter().find(|t| t.name() == topic).context("topic not in metadata")?;
     if let Some(err) = t.error() {
         anyhow::bail!("{err:?}");
@@ -303,9 +360,10 @@ async fn partitions_of(consumer: &KafkaConsumer, topic: &str) -> anyhow::Result<
     Ok(ids)
 }
 
-/// Assigns every partition at its stored next offset; a partition never
-/// consumed starts at the pipeline's start position, resolved once and stored
-/// so that a restart does not skip or repeat anything.
+/// Assigns the slice's partitions at their stored next offsets; a partition
+/// never consumed (the pipeline's first run, or one the topic gained since)
+/// starts at the pipeline's start position, resolved once and stored so that
+/// a restart does not skip or repeat anything.
 async fn assign(
     pool: &PgPool,
     consumer: &KafkaConsumer,
@@ -327,17 +385,19 @@ async fn assign(
             None => {
                 let (low, high) = consumer.fetch_watermarks(&spec.topic, p, Duration::from_secs(5))?;
                 let start = if spec.start_position == StartPosition::Latest { high } else { low };
-                sqlx::query(
+                // Another holder of the partition (one just fenced by a
+                // re-cut) may have resolved it first: its value stands.
+                sqlx::query_scalar(
                     "INSERT INTO pipeline_offsets (pipeline_id, tenant_id, partition, next_offset) VALUES ($1, $2, $3, $4)
-                     ON CONFLICT DO NOTHING",
+                     ON CONFLICT (pipeline_id, partition) DO UPDATE SET next_offset = pipeline_offsets.next_offset
+                     RETURNING next_offset",
                 )
                 .bind(spec.id)
                 .bind(spec.tenant_id)
                 .bind(p)
                 .bind(start.max(0))
-                .execute(&mut *tx)
-                .await?;
-                start.max(0)
+                .fetch_one(&mut *tx)
+                .await?
             }
         };
         tpl.add_partition_offset(&spec.topic, p, Offset::Offset(offset))?;
@@ -347,23 +407,12 @@ async fn assign(
     Ok(())
 }
 
-async fn set_state(pool: &PgPool, lease: &Lease, state: &str) -> anyhow::Result<()> {
-    let mut tx = lease::begin_system(pool).await?;
-    sqlx::query("UPDATE pipeline_leases SET state = $3, updated_at = now() WHERE pipeline_id = $1 AND epoch = $2")
-        .bind(lease.pipeline_id)
-        .bind(lease.epoch)
-        .bind(state)
-        .execute(&mut *tx)
-        .await?;
-    tx.commit().await?;
-    Ok(())
-}
-
 /// Whether a batch landed.
 #[derive(Debug, PartialEq, Eq)]
 enum Committed {
     Yes,
-    /// Another worker holds the lease: nothing was committed, and nothing more may be.
+    /// Another worker holds the slice, or it was re-cut: nothing was
+    /// committed, and nothing more may be.
     LeaseLost,
 }
 
@@ -395,10 +444,18 @@ async fn commit(
         ("icehouse.next-offsets".to_string(), offsets_json),
     ]);
     let mut backoff = Duration::from_millis(50);
+    // Why the previous attempt did not return: a lost race (another slice or
+    // writer moved the pointer: retry at once) or an unknown outcome (back off).
+    let mut lost_race = false;
     for attempt in 0.. {
         if attempt > 0 {
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(Duration::from_secs(5));
+            if lost_race {
+                // A little jitter keeps slices that lost together from colliding again.
+                tokio::time::sleep(Duration::from_millis(rand::random::<u64>() % 20)).await;
+            } else {
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
             // Fresh metadata: another writer may have committed, or our own
             // previous attempt may have landed without us hearing back.
             let mut conn = pool.acquire().await?;
@@ -427,7 +484,13 @@ async fn commit(
 
         let mut tx = lease::begin_system(pool).await?;
         if !lease::check_epoch(&mut tx, lease).await? {
-            tracing::warn!(pipeline = %lease.pipeline_id, epoch = lease.epoch, "lease lost; commit refused");
+            tx.rollback().await?;
+            tracing::warn!(
+                pipeline = %lease.pipeline_id, slice = lease.slice, epoch = lease.epoch, "lease lost; commit refused"
+            );
+            for prepared in prepared_rows.iter().chain(prepared_dead.iter()) {
+                ice::discard_prepared(warehouse, prepared).await;
+            }
             return Ok(Committed::LeaseLost);
         }
         let mut swapped = true;
@@ -439,7 +502,10 @@ async fn commit(
             for prepared in prepared_rows.iter().chain(prepared_dead.iter()) {
                 ice::discard_prepared(warehouse, prepared).await;
             }
-            tracing::info!(pipeline = %lease.pipeline_id, "lost a commit race; retrying on fresh metadata");
+            tracing::debug!(
+                pipeline = %lease.pipeline_id, slice = lease.slice, "lost a commit race; retrying on fresh metadata"
+            );
+            lost_race = true;
             continue;
         }
         for (partition, next) in &batch.next_offsets {
@@ -490,7 +556,10 @@ async fn commit(
                 }
                 return Ok(Committed::Yes);
             }
-            Err(e) => tracing::warn!(error = %e, commit_id, "commit outcome unknown; checking before retrying"),
+            Err(e) => {
+                tracing::warn!(error = %e, commit_id, "commit outcome unknown; checking before retrying");
+                lost_race = false;
+            }
         }
     }
     unreachable!("the retry loop only ends by returning")

@@ -1,10 +1,13 @@
-//! The worker: registers itself, heartbeats, claims running pipelines whose
-//! lease is free, and runs each under its lease until it is paused, deleted,
-//! taken over, or the worker stops. Run as many workers as needed: they only
-//! coordinate through Postgres.
+//! The worker: registers itself, heartbeats, claims free slices of running
+//! pipelines (a slice is a set of a pipeline's partitions, see [`slices`]),
+//! and runs each under its lease until the pipeline is paused or deleted,
+//! the slice is taken over or re-cut, or the worker stops. Run as many
+//! workers as needed: they only coordinate through Postgres, and the
+//! scheduler spreads every pipeline over them.
 
 pub mod ingest;
 pub mod lease;
+pub mod slices;
 pub mod spec;
 
 use std::collections::HashMap;
@@ -19,25 +22,46 @@ use crate::config::WorkerConfig;
 use crate::secrets::SecretBox;
 use lease::Lease;
 
+/// What a running slice is told.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Signal {
+    Run,
+    /// Commit what is buffered, then stop (pause, delete, worker shutdown).
+    Drain,
+    /// The lease is gone (taken over, re-cut): stop without committing more;
+    /// a commit already in flight is settled by the epoch check.
+    Abandon,
+}
+
+/// (pipeline, slice)
+type SliceKey = (Uuid, i32);
+
 struct Running {
     lease: Lease,
-    stop: watch::Sender<bool>,
+    signal: watch::Sender<Signal>,
     task: JoinHandle<()>,
 }
 
-/// Runs a worker until `shutdown` turns true; then stops every pipeline after
-/// its current commit and gives the leases back.
+impl Running {
+    async fn stop(self, signal: Signal) -> Lease {
+        let _ = self.signal.send(signal);
+        let _ = self.task.await;
+        self.lease
+    }
+}
+
+/// Runs a worker until `shutdown` turns true; then stops every slice after
+/// its current commit, gives the leases back and deregisters.
 pub async fn run_worker(
     pool: PgPool,
     secrets: SecretBox,
     config: WorkerConfig,
     mut shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
-    let worker_id = Uuid::now_v7();
+    let mut worker_id = Uuid::now_v7();
     lease::register(&pool, worker_id).await?;
     tracing::info!(%worker_id, "worker registered");
-    let ttl = Duration::from_secs(config.lease_ttl_secs);
-    let mut running: HashMap<Uuid, Running> = HashMap::new();
+    let mut running: HashMap<SliceKey, Running> = HashMap::new();
     let mut tick = tokio::time::interval(Duration::from_millis(config.heartbeat_ms));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
 
@@ -46,16 +70,16 @@ pub async fn run_worker(
             _ = tick.tick() => {}
             _ = shutdown.changed() => break,
         }
-        if let Err(e) = step(&pool, &secrets, &config, worker_id, ttl, &mut running).await {
+        if let Err(e) = step(&pool, &secrets, &config, &mut worker_id, &mut running).await {
             tracing::warn!(error = format!("{e:#}"), "worker step failed; retrying");
         }
     }
 
     for (_, r) in running.drain() {
-        let _ = r.stop.send(true);
-        let _ = r.task.await;
-        let _ = lease::release(&pool, &r.lease, "starting").await;
+        let lease = r.stop(Signal::Drain).await;
+        let _ = lease::release(&pool, &lease, "starting").await;
     }
+    lease::deregister(&pool, worker_id).await?;
     Ok(())
 }
 
@@ -63,74 +87,96 @@ async fn step(
     pool: &PgPool,
     secrets: &SecretBox,
     config: &WorkerConfig,
-    worker_id: Uuid,
-    ttl: Duration,
-    running: &mut HashMap<Uuid, Running>,
+    worker_id: &mut Uuid,
+    running: &mut HashMap<SliceKey, Running>,
 ) -> anyhow::Result<()> {
-    let held: HashMap<Uuid, Lease> =
-        lease::heartbeat(pool, worker_id, ttl).await?.into_iter().map(|l| (l.pipeline_id, l)).collect();
+    let ttl = Duration::from_secs(config.lease_ttl_secs);
+    let Some(held) = lease::heartbeat(pool, *worker_id, ttl).await? else {
+        // Declared dead (stalled past the scheduler's patience): everything it
+        // held is free or someone else's. Start over as a new worker.
+        tracing::warn!(worker_id = %*worker_id, "this worker was declared dead; dropping its slices and registering again");
+        for (_, r) in running.drain() {
+            r.stop(Signal::Abandon).await;
+        }
+        *worker_id = Uuid::now_v7();
+        lease::register(pool, *worker_id).await?;
+        tracing::info!(worker_id = %*worker_id, "worker registered");
+        return Ok(());
+    };
+    let held: HashMap<SliceKey, Lease> = held.into_iter().map(|l| ((l.pipeline_id, l.slice), l)).collect();
 
-    // Pipelines whose lease another worker took, whose task ended, or that
-    // should no longer run (paused, deleted).
-    let ids: Vec<Uuid> = running.keys().copied().collect();
+    // Slices whose lease another worker took or the scheduler re-cut, whose
+    // task ended, or whose pipeline should no longer run (paused, deleted).
+    let keys: Vec<SliceKey> = running.keys().copied().collect();
+    let pipeline_ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
     let wanted: HashMap<Uuid, bool> = {
         let mut tx = lease::begin_system(pool).await?;
         let rows: Vec<(Uuid, String)> = sqlx::query_as("SELECT id, desired_state FROM pipelines WHERE id = ANY($1)")
-            .bind(&ids)
+            .bind(&pipeline_ids)
             .fetch_all(&mut *tx)
             .await?;
         tx.commit().await?;
         rows.into_iter().map(|(id, s)| (id, s == "running")).collect()
     };
-    for id in ids {
-        let still_ours = held.get(&id).is_some_and(|l| l.epoch == running[&id].lease.epoch);
-        let should_run = wanted.get(&id).copied().unwrap_or(false);
-        if still_ours && should_run && !running[&id].task.is_finished() {
+    for key in keys {
+        let still_ours = held.get(&key).is_some_and(|l| l.epoch == running[&key].lease.epoch);
+        let should_run = wanted.get(&key.0).copied().unwrap_or(false);
+        if still_ours && should_run && !running[&key].task.is_finished() {
             continue;
         }
-        let r = running.remove(&id).expect("present");
-        let _ = r.stop.send(true);
-        let _ = r.task.await;
-        if still_ours {
-            let state = if wanted.contains_key(&id) && !should_run { "paused" } else { "starting" };
-            lease::release(pool, &r.lease, state).await?;
+        let r = running.remove(&key).expect("present");
+        if !still_ours {
+            tracing::info!(pipeline = %key.0, slice = key.1, epoch = r.lease.epoch, "slice lease lost; stopping");
+            r.stop(Signal::Abandon).await;
+            continue;
         }
+        let lease = r.stop(Signal::Drain).await;
+        let state = if wanted.contains_key(&key.0) && !should_run { "paused" } else { "starting" };
+        lease::release(pool, &lease, state).await?;
     }
 
-    let free = config.max_pipelines.saturating_sub(running.len()) as i64;
-    for claimed in lease::claim(pool, worker_id, ttl, free).await? {
-        tracing::info!(pipeline = %claimed.pipeline_id, epoch = claimed.epoch, "claimed pipeline");
-        let (stop, stop_rx) = watch::channel(false);
-        let task = tokio::spawn(supervise(pool.clone(), secrets.clone(), config.clone(), claimed, stop_rx));
-        running.insert(claimed.pipeline_id, Running { lease: claimed, stop, task });
+    let free = config.max_pipelines.saturating_sub(running.len());
+    for claimed in lease::claim(pool, *worker_id, ttl, ttl, free).await? {
+        tracing::info!(
+            pipeline = %claimed.pipeline_id, slice = claimed.slice, partitions = ?claimed.partitions,
+            epoch = claimed.epoch, "claimed slice"
+        );
+        let (signal, signal_rx) = watch::channel(Signal::Run);
+        let task = tokio::spawn(supervise(pool.clone(), secrets.clone(), config.clone(), claimed.clone(), signal_rx));
+        running.insert((claimed.pipeline_id, claimed.slice), Running { lease: claimed, signal, task });
     }
     Ok(())
 }
 
-/// Runs one pipeline, restarting it after a failure (with the failure shown
+/// Runs one slice, restarting it after a failure (with the failure shown
 /// as its last error) until it is stopped or its lease is lost.
 async fn supervise(
     pool: PgPool,
     secrets: SecretBox,
     config: WorkerConfig,
     lease: Lease,
-    mut stop: watch::Receiver<bool>,
+    mut signal: watch::Receiver<Signal>,
 ) {
     let mut backoff = Duration::from_millis(500);
     loop {
         let outcome = match spec::load(&pool, &secrets, lease.pipeline_id).await {
-            Ok(Some(spec)) => ingest::run(pool.clone(), config.clone(), lease, spec, stop.clone()).await,
+            Ok(Some(spec)) => ingest::run(pool.clone(), config.clone(), lease.clone(), spec, signal.clone()).await,
             Ok(None) => return,
             Err(e) => Err(e),
         };
         match outcome {
+            Ok(ingest::Exit::PartitionsChanged) => {
+                tracing::info!(pipeline = %lease.pipeline_id, "the topic has new partitions; restarting to take them");
+                backoff = Duration::from_millis(500);
+                continue;
+            }
             Ok(exit) => {
-                tracing::info!(pipeline = %lease.pipeline_id, ?exit, "pipeline run ended");
+                tracing::info!(pipeline = %lease.pipeline_id, slice = lease.slice, ?exit, "slice run ended");
                 return;
             }
             Err(e) => {
                 let message = format!("{e:#}");
-                tracing::warn!(pipeline = %lease.pipeline_id, error = message, "pipeline failed; restarting");
+                tracing::warn!(pipeline = %lease.pipeline_id, slice = lease.slice, error = message, "slice failed; restarting");
                 if lease::set_failing(&pool, &lease, &message).await.is_err() {
                     tracing::warn!(pipeline = %lease.pipeline_id, "could not record the failure");
                 }
@@ -138,7 +184,7 @@ async fn supervise(
         }
         tokio::select! {
             _ = tokio::time::sleep(backoff) => {}
-            _ = stop.changed() => return,
+            _ = signal.changed() => return,
         }
         backoff = (backoff * 2).min(Duration::from_secs(30));
     }
