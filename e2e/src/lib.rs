@@ -400,7 +400,8 @@ pub struct SliceLease {
 /// The pipeline's slices in slice order.
 pub async fn slices(db_url: &str, pipeline_id: &str) -> anyhow::Result<Vec<SliceLease>> {
     let mut conn = system_conn(db_url).await?;
-    let rows: Vec<(i32, Option<Vec<i32>>, Option<i32>, i64)> = sqlx::query_as(
+    type Row = (i32, Option<Vec<i32>>, Option<i32>, i64);
+    let rows: Vec<Row> = sqlx::query_as(
         "SELECT s.slice, s.partitions, CASE WHEN s.lease_expires_at > now() THEN w.pid END, s.epoch
          FROM pipeline_slices s LEFT JOIN workers w ON w.id = s.worker_id
          WHERE s.pipeline_id = $1::uuid ORDER BY s.slice",
