@@ -13,6 +13,7 @@ pub mod spec;
 use std::collections::HashMap;
 use std::time::Duration;
 
+use sqlx::postgres::PgListener;
 use sqlx::PgPool;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -64,10 +65,12 @@ pub async fn run_worker(
     let mut running: HashMap<SliceKey, Running> = HashMap::new();
     let mut tick = tokio::time::interval(Duration::from_millis(config.heartbeat_ms));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut wakeups = Wakeups::default();
 
     loop {
         tokio::select! {
             _ = tick.tick() => {}
+            () = wakeups.next(&pool) => {}
             _ = shutdown.changed() => break,
         }
         if let Err(e) = step(&pool, &secrets, &config, &mut worker_id, &mut running).await {
@@ -81,6 +84,49 @@ pub async fn run_worker(
     }
     lease::deregister(&pool, worker_id).await?;
     Ok(())
+}
+
+/// Notifications on `icehouse_work` (migration `work_wakeups`): something
+/// may be there to claim or to stop, so the worker steps at once rather than
+/// at its next heartbeat. Only a shortcut: when listening fails, the
+/// heartbeat alone drives the worker and listening is tried again later.
+#[derive(Default)]
+struct Wakeups {
+    listener: Option<PgListener>,
+    retry_at: Option<tokio::time::Instant>,
+}
+
+impl Wakeups {
+    const CHANNEL: &'static str = "icehouse_work";
+    const RETRY: Duration = Duration::from_secs(10);
+
+    /// Resolves on the next notification; pending forever while not listening.
+    async fn next(&mut self, pool: &PgPool) {
+        if self.listener.is_none() {
+            if let Some(at) = self.retry_at {
+                tokio::time::sleep_until(at).await;
+            }
+            match PgListener::connect_with(pool).await {
+                Ok(mut listener) => match listener.listen(Self::CHANNEL).await {
+                    Ok(()) => self.listener = Some(listener),
+                    Err(e) => self.give_up_for_now(&e),
+                },
+                Err(e) => self.give_up_for_now(&e),
+            }
+        }
+        let Some(listener) = self.listener.as_mut() else {
+            return std::future::pending().await;
+        };
+        if let Err(e) = listener.recv().await {
+            self.listener = None;
+            self.give_up_for_now(&e);
+        }
+    }
+
+    fn give_up_for_now(&mut self, error: &sqlx::Error) {
+        tracing::debug!(error = %error, "not listening for work notifications; the heartbeat alone drives the worker");
+        self.retry_at = Some(tokio::time::Instant::now() + Self::RETRY);
+    }
 }
 
 async fn step(
