@@ -26,6 +26,17 @@ pub struct RowDecoder {
     builders: Vec<ColumnBuilder>,
     rows: usize,
     max_message_bytes: usize,
+    /// Scratch space of [`push`](Self::push), kept empty between messages so
+    /// that a message costs no allocation for it (see [`reborrow`]).
+    slots: Vec<Option<&'static RawValue>>,
+    cells: Vec<Cell<'static>>,
+}
+
+/// The same vector, emptied, for values of another lifetime: collecting an
+/// emptied `Vec` into one of a type of the same layout reuses its buffer.
+fn reborrow<T, U>(mut v: Vec<T>) -> Vec<U> {
+    v.clear();
+    v.into_iter().map(|_| unreachable!("the vector is empty")).collect()
 }
 
 struct Column {
@@ -69,7 +80,9 @@ impl RowDecoder {
             );
             columns.push(Column { name: name.clone(), path: column.path.clone(), nullable: column.nullable, ty });
         }
-        Ok(RowDecoder { schema, columns, paths: PathTree::new(&paths), builders, rows: 0, max_message_bytes })
+        let (slots, cells) = (Vec::with_capacity(columns.len()), Vec::with_capacity(columns.len()));
+        let paths = PathTree::new(&paths);
+        Ok(RowDecoder { schema, columns, paths, builders, rows: 0, max_message_bytes, slots, cells })
     }
 
     /// Appends the message's row, or says why it cannot be one (and appends nothing).
@@ -90,21 +103,38 @@ impl RowDecoder {
         // serde_json skips over the strings it does not decode, so a lone
         // surrogate escape (`"\ud800"`, valid JSON syntax but no text) would
         // only fail when a column reads it: check such rare messages in full.
-        if (text.contains("\\ud") || text.contains("\\uD")) && serde_json::from_str::<serde_json::Value>(text).is_err()
+        if text.contains("\\u")
+            && (text.contains("\\ud") || text.contains("\\uD"))
+            && serde_json::from_str::<serde_json::Value>(text).is_err()
         {
             return Err(decode(ErrorKind::InvalidJson, "the value has an escape that is not valid Unicode".into()));
         }
-        let mut slots: Vec<Option<&RawValue>> = vec![None; self.columns.len()];
-        self.paths.resolve(text, &mut slots).map_err(|message| decode(ErrorKind::InvalidJson, message))?;
+        let mut slots = reborrow(std::mem::take(&mut self.slots));
+        slots.resize(self.columns.len(), None);
+        let outcome = self.push_row(text, &mut slots);
+        self.slots = reborrow(slots);
+        outcome
+    }
+
+    fn push_row<'a>(&mut self, text: &'a str, slots: &mut [Option<&'a RawValue>]) -> Result<(), Rejection> {
+        let decode = |message| Rejection::new(Stage::Decode, ErrorKind::InvalidJson, message);
+        self.paths.resolve(text, slots).map_err(decode)?;
 
         // Every column converts before anything is appended.
-        let mut cells = Vec::with_capacity(self.columns.len());
-        for (column, raw) in self.columns.iter().zip(slots) {
-            cells.push(column.convert(raw)?);
+        let mut cells = reborrow(std::mem::take(&mut self.cells));
+        for (column, raw) in self.columns.iter().zip(slots.iter()) {
+            match column.convert(*raw) {
+                Ok(cell) => cells.push(cell),
+                Err(rejection) => {
+                    self.cells = reborrow(cells);
+                    return Err(rejection);
+                }
+            }
         }
-        for (builder, cell) in self.builders.iter_mut().zip(cells) {
+        for (builder, cell) in self.builders.iter_mut().zip(cells.drain(..)) {
             builder.append(cell);
         }
+        self.cells = reborrow(cells);
         self.rows += 1;
         Ok(())
     }

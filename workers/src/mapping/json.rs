@@ -105,7 +105,13 @@ impl Node {
     fn field(&self, name: &str) -> Option<&Node> {
         match &self.field_index {
             Some(index) => index.get(name).map(|&i| &self.fields[i].1),
-            None => self.fields.iter().find(|(n, _)| n == name).map(|(_, node)| node),
+            // The first byte and the length rule out most names before a
+            // full comparison (this runs for every key of every message).
+            None => {
+                let (first, len) = (name.as_bytes().first(), name.len());
+                let same = |n: &str| n.len() == len && n.as_bytes().first() == first && n == name;
+                self.fields.iter().find(|(n, _)| same(n)).map(|(_, node)| node)
+            }
         }
     }
 
@@ -241,6 +247,9 @@ impl<'a> Json<'a> {
             b'n' => Json::Null,
             b't' => Json::Bool(true),
             b'f' => Json::Bool(false),
+            // Without escapes a string's text is its value (serde_json has
+            // checked the rest: no raw control characters); with them, unescape.
+            b'"' if !text.contains('\\') => Json::String(Cow::Borrowed(&text[1..text.len() - 1])),
             b'"' => Json::String(serde_json::from_str::<Key<'a>>(text).expect(VALID).0),
             b'[' => Json::Array,
             b'{' => Json::Object,
