@@ -56,6 +56,11 @@ pub enum Exit {
 /// How often a running slice looks at the topic's partition count.
 const PARTITION_CHECK: Duration = Duration::from_secs(10);
 
+/// Nothing new for this long means the consumer has caught up with the topic:
+/// twice the consumer's `fetch.wait.max.ms`, so a broker that holds every
+/// fetch for that wait (tansu does) does not look drained mid-backlog.
+const DRAINED_AFTER: Duration = Duration::from_millis(200);
+
 /// Errors from librdkafka's callback, shown as the pipeline's last error.
 #[derive(Default)]
 struct ErrorContext {
@@ -135,6 +140,8 @@ pub async fn run(
     let (mut count, mut bytes) = (0usize, 0usize);
     let flush_every = Duration::from_millis(spec.flush_interval_ms);
     let mut deadline = tokio::time::Instant::now() + flush_every;
+    let mut last_message_at = tokio::time::Instant::now();
+    let (drained_messages, drained_bytes) = (config.batch_max_messages / 10, config.batch_max_bytes / 10);
     let mut in_flight: Option<JoinHandle<anyhow::Result<Committed>>> = None;
     let mut failing = false;
     // librdkafka keeps reporting a broker that is down or frozen (on every
@@ -151,6 +158,7 @@ pub async fn run(
                 match msg {
                     Ok(m) => {
                         let msg = owned(&m);
+                        last_message_at = tokio::time::Instant::now();
                         bytes += msg.value.as_ref().map_or(0, Vec::len);
                         if let Err(rejection) = decoder.push(&msg) {
                             dead.push(&msg, &rejection, chrono::Utc::now());
@@ -174,6 +182,11 @@ pub async fn run(
                 }
                 count >= config.batch_max_messages || bytes >= config.batch_max_bytes
             }
+            // A backlog was drained into a big batch: commit it now rather
+            // than at its deadline (a small batch waits, so a slow topic
+            // still gets one commit per interval, not one per message).
+            _ = tokio::time::sleep_until(last_message_at + DRAINED_AFTER),
+                if count >= drained_messages || bytes >= drained_bytes => true,
             _ = tokio::time::sleep_until(deadline) => {
                 if !failing {
                     // librdkafka reports a dead broker through the error callback only.
