@@ -158,14 +158,25 @@ fn classify(seen: &[(Option<RDKafkaErrorCode>, String)], servers: &str, final_ca
     }
 }
 
-/// librdkafka's texts carry internal state names; keep the human part.
+/// librdkafka's texts carry thread and broker prefixes and internal state
+/// names; keep the human part (`Connect to ipv4#h:p failed: Connection
+/// refused` says no more than `connection refused` once the address is given).
 fn tidy(text: &str) -> String {
-    let text = text.split(" (after ").next().unwrap_or(text);
-    let text = match text.split_once(": ") {
-        Some((prefix, rest)) if prefix.contains("/bootstrap") || prefix.contains('#') => rest,
-        _ => text,
-    };
-    text.trim().to_string()
+    let mut text = text.split(" (after ").next().unwrap_or(text).trim();
+    while let Some((prefix, rest)) = text.split_once(": ") {
+        // `[thrd:h:p/bootstrap]`, `h:p/bootstrap`, `sasl_ssl://h:p/1`: no spaces.
+        let internal = !prefix.contains(' ') && (prefix.contains('/') || prefix.contains('#'));
+        if !internal {
+            break;
+        }
+        text = rest.trim();
+    }
+    if let Some((attempt, reason)) = text.split_once(" failed: ") {
+        if attempt.starts_with("Connect to ") {
+            return reason.trim().to_lowercase();
+        }
+    }
+    text.to_string()
 }
 
 #[cfg(test)]
@@ -176,7 +187,15 @@ mod tests {
     fn tidies_librdkafka_text() {
         assert_eq!(
             tidy("127.0.0.1:1/bootstrap: Connect to ipv4#127.0.0.1:1 failed: Connection refused (after 0ms in state CONNECT)"),
-            "Connect to ipv4#127.0.0.1:1 failed: Connection refused"
+            "connection refused"
+        );
+        assert_eq!(
+            tidy("[thrd:127.0.0.1:1/bootstrap]: 127.0.0.1:1/bootstrap: Connect to ipv4#127.0.0.1:1 failed: Connection refused"),
+            "connection refused"
+        );
+        assert_eq!(
+            tidy("kafka.example:9092/bootstrap: Failed to resolve 'kafka.example:9092': Name or service not known"),
+            "Failed to resolve 'kafka.example:9092': Name or service not known"
         );
     }
 
