@@ -220,12 +220,63 @@ pub fn cell_text(value: &serde_json::Value) -> Option<String> {
     }
 }
 
-/// A message value for display: pretty-printed when it is JSON.
+/// A message value for display: re-indented when it is JSON, keeping the
+/// fields in the order the producer wrote them (a `serde_json::Value` would
+/// sort them), as it is otherwise.
 pub fn pretty_value(raw: &str) -> String {
-    serde_json::from_str::<serde_json::Value>(raw)
-        .ok()
-        .and_then(|v| serde_json::to_string_pretty(&v).ok())
-        .unwrap_or_else(|| raw.to_string())
+    if serde_json::from_str::<serde::de::IgnoredAny>(raw).is_err() {
+        return raw.to_string();
+    }
+    // The text is valid JSON from here on: outside strings, only structure,
+    // whitespace and scalars remain.
+    fn newline(out: &mut String, depth: usize) {
+        out.push('\n');
+        out.extend(std::iter::repeat_n("  ", depth));
+    }
+    let mut out = String::with_capacity(raw.len() * 2);
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    let mut chars = raw.trim().chars().peekable();
+    while let Some(c) = chars.next() {
+        if in_string {
+            out.push(c);
+            match c {
+                _ if escaped => escaped = false,
+                '\\' => escaped = true,
+                '"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match c {
+            '"' => {
+                in_string = true;
+                out.push(c);
+            }
+            '{' | '[' => {
+                out.push(c);
+                while chars.next_if(|c| c.is_whitespace()).is_some() {}
+                if let Some(close) = chars.next_if(|n| matches!((c, n), ('{', '}') | ('[', ']'))) {
+                    out.push(close);
+                } else {
+                    depth += 1;
+                    newline(&mut out, depth);
+                }
+            }
+            '}' | ']' => {
+                depth = depth.saturating_sub(1);
+                newline(&mut out, depth);
+                out.push(c);
+            }
+            ',' => {
+                out.push(c);
+                newline(&mut out, depth);
+            }
+            ':' => out.push_str(": "),
+            c if c.is_whitespace() => {}
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -343,5 +394,14 @@ mod tests {
         assert_eq!(cell_text(&serde_json::json!(1.5)).as_deref(), Some("1.5"));
         assert_eq!(pretty_value("{\"a\":1}"), "{\n  \"a\": 1\n}");
         assert_eq!(pretty_value("not json"), "not json");
+        // Field order kept, nesting indented, empty containers and strings
+        // with structure characters and escapes left alone.
+        let raw = r#"{"z": 1, "a": {"y": [1, {}], "b": []}, "s": "a,b:{\"[]\\"}"#;
+        assert_eq!(
+            pretty_value(raw),
+            "{\n  \"z\": 1,\n  \"a\": {\n    \"y\": [\n      1,\n      {}\n    ],\n    \"b\": []\n  },\n  \"s\": \"a,b:{\\\"[]\\\\\"\n}"
+        );
+        let value: serde_json::Value = serde_json::from_str(raw).unwrap();
+        assert_eq!(serde_json::from_str::<serde_json::Value>(&pretty_value(raw)).unwrap(), value);
     }
 }
