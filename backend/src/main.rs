@@ -59,6 +59,7 @@ async fn run() -> anyhow::Result<()> {
             let mut config = Config::load(config_file.as_deref(), Some(&keys))?;
             // One process does everything on one machine.
             config.worker.in_process = true;
+            config.destinations.for_dev();
             serve(config).await
         }
         _ => bail!(USAGE),

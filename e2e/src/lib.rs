@@ -91,6 +91,9 @@ pub fn test_env(db_url: &str) -> Vec<(String, String)> {
         ("ICEHOUSE__AUTH__JWT_SECRET".into(), "ZTJlLXRlc3Qta2V5LWUyZS10ZXN0LWtleS1lMmUtdGVzdC1rZXk=".into()),
         ("ICEHOUSE__SECRETS__MASTER_KEY".into(), "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=".into()),
         ("ICEHOUSE_LOG".into(), "warn".into()),
+        // Tests keep their warehouses in the temporary folder; `serve` refuses
+        // `file://` warehouses anywhere else.
+        ("ICEHOUSE__DESTINATIONS__LOCAL_ROOT".into(), std::env::temp_dir().display().to_string()),
     ]
 }
 

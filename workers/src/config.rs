@@ -24,6 +24,30 @@ pub struct Config {
     pub worker: WorkerConfig,
     pub ui: UiConfig,
     pub query: QueryConfig,
+    pub destinations: DestinationsConfig,
+}
+
+/// Where tenants may point their destinations, checked when one is created
+/// or changed. A shared server must not let a tenant write into the server's
+/// own disk or reach storage with the server's own cloud credentials.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct DestinationsConfig {
+    /// `file://` warehouses must lie inside this folder. Unset: `serve`
+    /// refuses `file://` warehouses, `dev` allows them anywhere.
+    pub local_root: Option<PathBuf>,
+    /// Whether an `s3://` destination may come without keys and so use this
+    /// process's own AWS credentials (environment, profile, instance role).
+    /// Unset: `serve` says no, `dev` says yes.
+    pub allow_host_credentials: Option<bool>,
+}
+
+impl DestinationsConfig {
+    /// `icehouse dev`: one person's machine, their own disk and credentials.
+    pub fn for_dev(&mut self) {
+        self.local_root.get_or_insert_with(|| PathBuf::from("/"));
+        self.allow_host_credentials.get_or_insert(true);
+    }
 }
 
 /// Bounds of `POST /api/v1/query` (and the dead-letter view, which runs on it).

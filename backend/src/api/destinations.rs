@@ -50,6 +50,7 @@ pub async fn create(
     ApiJson(req): ApiJson<CreateDestinationRequest>,
 ) -> ApiResult<(StatusCode, Json<Destination>)> {
     ctx.require(Role::Editor)?;
+    allowed_here(&state, &req.warehouse_uri, req.s3_access_key_id.is_some())?;
     let row = DestinationRow {
         id: uuid::Uuid::nil(),
         tenant_id: ctx.tenant_id.as_uuid(),
@@ -129,6 +130,7 @@ pub async fn update(
         default_namespace: req.default_namespace.as_deref().unwrap_or(&old.default_namespace),
     };
     settings.validate().map_err(ApiError::Validation)?;
+    allowed_here(&state, settings.warehouse_uri, settings.s3_access_key_id.is_some())?;
     let secret = match &req.s3_secret_access_key {
         Some(s) => Some(state.secrets.seal(s)?),
         None if keeps_secret => old.s3_secret_access_key_enc.clone(),
@@ -173,6 +175,34 @@ pub async fn delete(
         .await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// The server's limits on what a tenant's warehouse may be
+/// (`destinations.*` settings), on top of the request's own validity.
+fn allowed_here(state: &AppState, warehouse_uri: &str, has_keys: bool) -> ApiResult<()> {
+    let policy = &state.config.destinations;
+    match WarehouseUri::parse(warehouse_uri) {
+        Ok(WarehouseUri::File { path }) => match &policy.local_root {
+            None => Err(ApiError::field(
+                "warehouse_uri",
+                "file:// warehouses are turned off on this server (an operator can allow a folder with \
+                 destinations.local_root); use an s3:// warehouse",
+            )),
+            Some(root) if !std::path::Path::new(path).starts_with(root) => Err(ApiError::field(
+                "warehouse_uri",
+                format!("file:// warehouses on this server must be inside {}", root.display()),
+            )),
+            Some(_) => Ok(()),
+        },
+        Ok(WarehouseUri::S3 { .. }) if !has_keys && !policy.allow_host_credentials.unwrap_or(false) => {
+            Err(ApiError::field(
+                "s3_access_key_id",
+                "this server does not lend its own AWS credentials: give an access key id and secret access key",
+            ))
+        }
+        // Invalid URIs were refused by validation already.
+        _ => Ok(()),
+    }
 }
 
 /// Stores warehouse URIs without a trailing slash, so equal locations compare equal.

@@ -241,3 +241,45 @@ async fn signup_refuses_bad_input(pool: PgPool) {
     assert_eq!(app.get("/healthz", "").await.status, StatusCode::OK);
     assert_eq!(app.get("/readyz", "").await.status, StatusCode::OK);
 }
+
+/// A shared server (`serve` defaults) keeps tenants off its own disk and
+/// its own cloud credentials; an operator may open one local folder.
+#[sqlx::test(migrations = "../migrations")]
+async fn destinations_stay_within_what_the_server_allows(pool: PgPool) {
+    let root = std::env::temp_dir().join(format!("icehouse-allowed-{}", uuid::Uuid::new_v4().simple()));
+    let mut config = test_config();
+    config.destinations = Default::default();
+    let app = spawn_with(pool.clone(), config.clone()).await;
+    let t = token(&app.signup("Acme", "ada@acme.test").await);
+    let before = snapshot(&app).await;
+    let create = |body: Value| app.post("/api/v1/destinations", &t, body);
+
+    let r = create(json!({"name": "local", "warehouse_uri": format!("file://{}", root.display())})).await;
+    r.assert_problem(422, Some("warehouse_uri"));
+    assert!(r.text.contains("destinations.local_root"), "{}", r.text);
+    let r = create(json!({"name": "host", "warehouse_uri": "s3://lake-bucket/x", "s3_region": "eu-west-1"})).await;
+    r.assert_problem(422, Some("s3_access_key_id"));
+    assert_eq!(snapshot(&app).await, before);
+
+    // With a local root: inside it, yes; beside it or above it, no.
+    config.destinations.local_root = Some(root.clone());
+    let app = spawn_with(pool, config).await;
+    let create = |body: Value| app.post("/api/v1/destinations", &t, body);
+    let inside = create(json!({"name": "in", "warehouse_uri": format!("file://{}/acme", root.display())})).await;
+    assert_eq!(inside.status, StatusCode::CREATED, "{}", inside.text);
+    let did = inside.body["id"].as_str().unwrap().to_string();
+    for outside in [format!("{}-other", root.display()), "/etc".to_string()] {
+        let r = create(json!({"name": "out", "warehouse_uri": format!("file://{outside}")})).await;
+        r.assert_problem(422, Some("warehouse_uri"));
+        assert!(r.text.contains(&root.display().to_string()), "{}", r.text);
+    }
+    // Moving an allowed destination out is refused the same way.
+    let r = app.patch(&format!("/api/v1/destinations/{did}"), &t, json!({"warehouse_uri": "file:///etc"})).await;
+    r.assert_problem(422, Some("warehouse_uri"));
+    let d = app.get(&format!("/api/v1/destinations/{did}"), &t).await;
+    assert_eq!(d.body["warehouse_uri"], format!("file://{}/acme", root.display()));
+    // With keys, S3 is fine.
+    let keyed = json!({"name": "s3", "warehouse_uri": "s3://lake-bucket/x", "s3_region": "eu-west-1",
+                       "s3_access_key_id": "AKIA", "s3_secret_access_key": "secret-key"});
+    assert_eq!(create(keyed).await.status, StatusCode::CREATED);
+}

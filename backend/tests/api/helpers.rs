@@ -55,11 +55,17 @@ pub fn test_config() -> Config {
     config.kafka.probe_timeout_ms = 4000;
     config.database.max_connections = 8;
     config.http.max_body_bytes = 64 * 1024;
+    // As `icehouse dev`: local warehouses anywhere, S3 with the host's credentials.
+    config.destinations.for_dev();
     config
 }
 
 pub async fn spawn(pool: PgPool) -> TestApp {
-    let state = AppState::new(pool.clone(), test_config()).unwrap();
+    spawn_with(pool, test_config()).await
+}
+
+pub async fn spawn_with(pool: PgPool, config: Config) -> TestApp {
+    let state = AppState::new(pool.clone(), config).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, icehouse_backend::router(state)).await.unwrap() });

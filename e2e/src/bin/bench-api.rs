@@ -38,7 +38,7 @@ async fn main() -> anyhow::Result<()> {
         .json()
         .await?;
     let d: Value =
-        post("/api/v1/destinations", json!({"name": "d", "warehouse_uri": "file:///tmp/wh"})).await?.json().await?;
+        post("/api/v1/destinations", json!({"name": "d", "warehouse_uri": format!("file://{}", std::env::temp_dir().join("icehouse-bench-api-wh").display())})).await?.json().await?;
     for i in 0..PIPELINES {
         let body = json!({
             "name": format!("p{i}"), "connection_id": c["id"], "topic": format!("t{i}"), "destination_id": d["id"],
