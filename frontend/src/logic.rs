@@ -48,6 +48,11 @@ pub fn unshown<'a>(errors: &'a [FieldError], shown: &[&str]) -> Vec<&'a FieldErr
     errors.iter().filter(|e| !shown.iter().any(|s| field_matches(&e.field, s))).collect()
 }
 
+/// Whether a warehouse URI is an S3 one (then the S3 settings apply).
+pub fn is_s3_uri(uri: &str) -> bool {
+    uri.starts_with("s3://")
+}
+
 /// Bootstrap servers typed as one text: separated by commas or lines.
 pub fn parse_bootstrap(text: &str) -> Vec<String> {
     text.split([',', '\n']).map(str::trim).filter(|s| !s.is_empty()).map(str::to_string).collect()
@@ -394,6 +399,8 @@ mod tests {
         assert_eq!(cell_text(&serde_json::json!(1.5)).as_deref(), Some("1.5"));
         assert_eq!(pretty_value("{\"a\":1}"), "{\n  \"a\": 1\n}");
         assert_eq!(pretty_value("not json"), "not json");
+        assert!(is_s3_uri("s3://bucket/x"));
+        assert!(!is_s3_uri("file:///s3://") && !is_s3_uri("s3:/") && !is_s3_uri(""));
         // Field order kept, nesting indented, empty containers and strings
         // with structure characters and escapes left alone.
         let raw = r#"{"z": 1, "a": {"y": [1, {}], "b": []}, "s": "a,b:{\"[]\\"}"#;

@@ -28,7 +28,7 @@ use leptos_router::hooks::use_navigate;
 use crate::api::{self, seg, ApiError};
 use crate::components::{FieldErrors, FormError, LoadError, Loading, Session};
 use crate::logic::{
-    failure_headline, field_matches, group_digits, is_time_partitionable, parse_bootstrap, pretty_value,
+    failure_headline, field_matches, group_digits, is_s3_uri, is_time_partitionable, parse_bootstrap, pretty_value,
     sanitize_identifier, WizardStep, COMMON_TYPES,
 };
 
@@ -108,6 +108,10 @@ struct W {
     dest_choice: RwSignal<String>,
     dest_name: RwSignal<String>,
     dest_uri: RwSignal<String>,
+    s3_endpoint: RwSignal<String>,
+    s3_region: RwSignal<String>,
+    s3_key_id: RwSignal<String>,
+    s3_secret: RwSignal<String>,
     dest_error: RwSignal<Option<ApiError>>,
     namespace: RwSignal<String>,
     namespace_touched: RwSignal<bool>,
@@ -158,6 +162,10 @@ impl W {
             dest_choice: RwSignal::new(NEW.into()),
             dest_name: RwSignal::new("lake".into()),
             dest_uri: RwSignal::new(String::new()),
+            s3_endpoint: RwSignal::new(String::new()),
+            s3_region: RwSignal::new(String::new()),
+            s3_key_id: RwSignal::new(String::new()),
+            s3_secret: RwSignal::new(String::new()),
             dest_error: RwSignal::new(None),
             namespace: RwSignal::new("default".into()),
             namespace_touched: RwSignal::new(false),
@@ -260,13 +268,19 @@ impl W {
     }
 
     fn dest_request(&self) -> CreateDestinationRequest {
+        let warehouse_uri = self.dest_uri.get_untracked().trim().to_string();
+        // The S3 settings go with an s3:// warehouse only (and blank is unset).
+        let s3 = |field: RwSignal<String>| {
+            let value = field.get_untracked().trim().to_string();
+            (is_s3_uri(&warehouse_uri) && !value.is_empty()).then_some(value)
+        };
         CreateDestinationRequest {
             name: self.dest_name.get_untracked().trim().to_string(),
-            warehouse_uri: self.dest_uri.get_untracked().trim().to_string(),
-            s3_endpoint: None,
-            s3_region: None,
-            s3_access_key_id: None,
-            s3_secret_access_key: None,
+            s3_endpoint: s3(self.s3_endpoint),
+            s3_region: s3(self.s3_region),
+            s3_access_key_id: s3(self.s3_key_id),
+            s3_secret_access_key: s3(self.s3_secret),
+            warehouse_uri,
             default_namespace: self.namespace.get_untracked().trim().to_string(),
         }
     }
@@ -854,10 +868,41 @@ fn StepDestination(w: W) -> impl IntoView {
                         bind:value=w.dest_uri
                     />
                     <p class="hint" id="dest-uri-hint">
-                        "Where the table files go: " <code>"file:///absolute/path"</code> " on the server's disk."
+                        "Where the table files go: " <code>"s3://bucket/prefix"</code> " in an S3 or S3-compatible store, or "
+                        <code>"file:///absolute/path"</code> " on the server's disk (where the server allows it)."
                     </p>
                     <FieldErrors error=w.dest_error field="warehouse_uri" />
-                    <FormError error=w.dest_error shown=&["name", "warehouse_uri", "namespace"] id="dest-error" />
+                    <Show when=move || is_s3_uri(w.dest_uri.get().trim())>
+                        <div class="fields">
+                            <div>
+                                <label for="s3-endpoint">"S3 endpoint (blank for AWS)"</label>
+                                <input id="s3-endpoint" type="text" inputmode="url" autocomplete="off" spellcheck="false" placeholder="http://minio:9000" bind:value=w.s3_endpoint />
+                                <FieldErrors error=w.dest_error field="s3_endpoint" />
+                            </div>
+                            <div>
+                                <label for="s3-region">"Region"</label>
+                                <input id="s3-region" type="text" autocomplete="off" spellcheck="false" placeholder="us-east-1" bind:value=w.s3_region />
+                                <FieldErrors error=w.dest_error field="s3_region" />
+                            </div>
+                        </div>
+                        <div class="fields">
+                            <div>
+                                <label for="s3-key-id">"Access key id"</label>
+                                <input id="s3-key-id" type="text" autocomplete="off" spellcheck="false" bind:value=w.s3_key_id />
+                                <FieldErrors error=w.dest_error field="s3_access_key_id" />
+                            </div>
+                            <div>
+                                <label for="s3-secret">"Secret access key"</label>
+                                <input id="s3-secret" type="password" autocomplete="new-password" bind:value=w.s3_secret />
+                                <FieldErrors error=w.dest_error field="s3_secret_access_key" />
+                            </div>
+                        </div>
+                    </Show>
+                    <FormError
+                        error=w.dest_error
+                        shown=&["name", "warehouse_uri", "namespace", "s3_endpoint", "s3_region", "s3_access_key_id", "s3_secret_access_key"]
+                        id="dest-error"
+                    />
                 </Show>
             </fieldset>
 
@@ -1380,7 +1425,11 @@ async fn create_all(w: W) -> Result<Pipeline, (WizardStep, String)> {
                         f.field = "namespace".into();
                     }
                 }
-                let message = format!("The destination was not created: {}", e.message);
+                let message = if e.fields.is_empty() {
+                    format!("The destination was not created: {}", e.message)
+                } else {
+                    "The destination was not created: fix the fields marked below, then go on to Review again.".into()
+                };
                 w.dest_error.set(Some(e));
                 return Err((WizardStep::Destination, message));
             }
