@@ -8,16 +8,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::*;
-use icehouse_e2e::{lease_holder, test_env, Api, Broker, Server, TestDb, Worker};
-
-/// Settings for a fast-failover fleet: short leases, frequent heartbeats.
-fn fleet_env(db_url: &str) -> Vec<(String, String)> {
-    let mut env = test_env(db_url);
-    env.push(("ICEHOUSE__WORKER__MAX_MESSAGE_BYTES".into(), MAX_MESSAGE_BYTES.to_string()));
-    env.push(("ICEHOUSE__WORKER__LEASE_TTL_SECS".into(), "2".into()));
-    env.push(("ICEHOUSE__WORKER__HEARTBEAT_MS".into(), "300".into()));
-    env
-}
+use icehouse_e2e::{lease_holder, Api, Broker, Server, TestDb, Worker};
 
 struct Fleet {
     broker: Broker,

@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -177,23 +176,7 @@ async fn a_pipeline_writes_its_tables_to_an_s3_warehouse_exactly_once() {
         &props,
     )
     .unwrap();
-    let got: BTreeMap<(i64, i64), String> = dead
-        .iter()
-        .map(|r| {
-            (
-                (r["partition"].as_i64().unwrap(), r["offset"].as_i64().unwrap()),
-                r["error_kind"].as_str().unwrap().into(),
-            )
-        })
-        .collect();
-    assert_eq!(got.len(), dead.len(), "a dead-letter row is duplicated");
-    let want: BTreeMap<(i64, i64), String> = (0..n)
-        .filter_map(|i| {
-            message(i).1.map(|k| ((i as i64 % PARTITIONS as i64, i as i64 / PARTITIONS as i64), k.to_string()))
-        })
-        .collect();
-    assert_eq!(got, want);
-    assert!(dead.iter().all(|r| r["topic"] == "sales"));
+    assert_dead_letters_exact(&dead, n);
 
     // Icehouse's own readers go through the same S3 warehouse.
     let (code, r) = api
@@ -205,14 +188,10 @@ async fn a_pipeline_writes_its_tables_to_an_s3_warehouse_exactly_once() {
     let dl = api.get(&format!("/api/v1/pipelines/{pid}/dead-letters?limit=5")).await.unwrap();
     assert_eq!(dl["total"], bad as i64, "{dl}");
     assert_eq!(dl["rows"].as_array().unwrap().len(), 5, "{dl}");
-    let tables = api.get("/api/v1/tables").await.unwrap();
-    let counts: Vec<(String, i64)> = tables
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| (t["name"].as_str().unwrap().to_string(), t["row_count"].as_i64().unwrap()))
-        .collect();
-    assert_eq!(counts, vec![("sales".to_string(), good.len() as i64), ("sales_dead_letter".to_string(), bad as i64)]);
+    assert_eq!(
+        table_counts(&api).await,
+        vec![("sales".to_string(), good.len() as i64), ("sales_dead_letter".to_string(), bad as i64)]
+    );
 
     drop(server);
     db.drop_now().await.unwrap();

@@ -9,15 +9,7 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use common::*;
-use icehouse_e2e::{slices, test_env, Api, Broker, Server, SliceLease, TestDb, Worker};
-
-fn fleet_env(db_url: &str) -> Vec<(String, String)> {
-    let mut env = test_env(db_url);
-    env.push(("ICEHOUSE__WORKER__MAX_MESSAGE_BYTES".into(), MAX_MESSAGE_BYTES.to_string()));
-    env.push(("ICEHOUSE__WORKER__LEASE_TTL_SECS".into(), "2".into()));
-    env.push(("ICEHOUSE__WORKER__HEARTBEAT_MS".into(), "300".into()));
-    env
-}
+use icehouse_e2e::{slices, Api, Broker, Server, SliceLease, TestDb, Worker};
 
 struct Fleet {
     broker: Broker,

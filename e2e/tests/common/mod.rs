@@ -170,6 +170,12 @@ pub fn assert_tables_exact(db_url: &str, catalog: &str, warehouse_uri: &str, n: 
         &["partition", "offset", "error_kind", "topic", "key"],
     )
     .unwrap();
+    assert_dead_letters_exact(&dead, n);
+}
+
+/// The dead-letter rows (`partition`, `offset`, `error_kind`, `topic`) are
+/// exactly the bad messages of `0..n`, each once, with its kind.
+pub fn assert_dead_letters_exact(dead: &[Value], n: usize) {
     let got: BTreeMap<(i64, i64), String> = dead
         .iter()
         .map(|r| {
@@ -187,4 +193,25 @@ pub fn assert_tables_exact(db_url: &str, catalog: &str, warehouse_uri: &str, n: 
         .collect();
     assert_eq!(got, want);
     assert!(dead.iter().all(|r| r["topic"] == "sales"));
+}
+
+/// `GET /api/v1/tables`: each table's name and row count.
+pub async fn table_counts(api: &Api) -> Vec<(String, i64)> {
+    let tables = api.get("/api/v1/tables").await.unwrap();
+    tables
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| (t["name"].as_str().unwrap().to_string(), t["row_count"].as_i64().unwrap()))
+        .collect()
+}
+
+/// Settings for a fast-failover fleet of `icehouse-worker` processes:
+/// short leases, frequent heartbeats.
+pub fn fleet_env(db_url: &str) -> Vec<(String, String)> {
+    let mut env = icehouse_e2e::test_env(db_url);
+    env.push(("ICEHOUSE__WORKER__MAX_MESSAGE_BYTES".into(), MAX_MESSAGE_BYTES.to_string()));
+    env.push(("ICEHOUSE__WORKER__LEASE_TTL_SECS".into(), "2".into()));
+    env.push(("ICEHOUSE__WORKER__HEARTBEAT_MS".into(), "300".into()));
+    env
 }
