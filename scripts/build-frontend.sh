@@ -21,45 +21,6 @@ ensure_wasm_target() {
     fi
 }
 
-# The CLI must be exactly the version of the wasm-bindgen crate in Cargo.lock:
-# the generated glue and the module's custom section must agree.
-_wasm_bindgen_version() {
-    awk '/^name = "wasm-bindgen"$/ { getline; gsub(/version = |"/, ""); print; exit }' Cargo.lock
-}
-
-_wasm_bindgen_installed() {
-    local bin=$ICEHOUSE_TOOLS_DIR/bin/wasm-bindgen out
-    [[ -x $bin ]] || return 1
-    out=$("$bin" --version 2>/dev/null) || return 1
-    [[ " $out " == *" $1 "* ]]
-}
-
-ensure_wasm_bindgen() {
-    local version lock_fd
-    version=$(_wasm_bindgen_version)
-    [[ -n $version ]] || die "no wasm-bindgen in Cargo.lock"
-    if _wasm_bindgen_installed "$version"; then
-        log "wasm-bindgen $version: already installed"
-        return 0
-    fi
-    mkdir -p "$ICEHOUSE_TOOLS_DIR"
-    exec {lock_fd}>>"$ICEHOUSE_TOOLS_DIR/.wasm-bindgen-install.lock"
-    flock "$lock_fd"
-    if ! _wasm_bindgen_installed "$version"; then
-        log "wasm-bindgen $version: building the CLI from crates.io (about 5 CPU-minutes, once per version)"
-        # No --locked: a dependency pinned in the CLI's own lock file is no
-        # longer on the registry. Own target dir, as for tansu (scripts/lib.sh).
-        (cd "$ICEHOUSE_TOOLS_DIR" &&
-            CARGO_TARGET_DIR="$ICEHOUSE_TOOLS_DIR/build-wasm-bindgen" cargo install wasm-bindgen-cli \
-                --version "$version" --root "$ICEHOUSE_TOOLS_DIR") ||
-            die "cargo install wasm-bindgen-cli --version $version failed"
-        rm -rf "$ICEHOUSE_TOOLS_DIR/build-wasm-bindgen"
-        _wasm_bindgen_installed "$version" || die "wasm-bindgen installed but does not report version $version"
-    fi
-    exec {lock_fd}>&-
-    log "wasm-bindgen $version: installed"
-}
-
 build_wasm() {
     cargo build --release --target "$WASM_TARGET" -p icehouse-frontend "$@"
 }

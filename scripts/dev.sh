@@ -6,17 +6,23 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$ICEHOUSE_ROOT"
 
+demo=${ICEHOUSE_DEMO:-1}
+trap stop_background EXIT
 step "system packages" ensure_system_packages
+# Only the demo needs a broker.
+if [[ $demo != 0 ]]; then in_background tansu ensure_tansu; fi
+in_background wasm-bindgen ensure_wasm_bindgen
 step "Postgres" ensure_postgres
-step "tansu" ensure_tansu
 # The same selection as scripts/test.sh, so both share one build.
-step "cargo build (release, all binaries)" cargo build --release --workspace --bins
+step "cargo build (release, all binaries)" cargo build --release --workspace --bins "${ICEHOUSE_CARGO_TIMINGS[@]}"
+await wasm-bindgen
 step "web UI (wasm)" scripts/build-frontend.sh
 
 # --- DEMO BROKER / PRODUCER ------------------------------------------------------
 # A local tansu broker with a topic of store sales that fills a few events a
 # second, for trying the wizard. ICEHOUSE_DEMO=0 skips it. Stopped on exit.
-if [[ ${ICEHOUSE_DEMO:-1} != 0 ]]; then
+if [[ $demo != 0 ]]; then
+    await tansu
     trap stop_demo EXIT
     step "demo broker" start_demo_broker
     step "demo producer" start_demo_producer

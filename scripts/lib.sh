@@ -20,6 +20,10 @@ _path_prepend() {
         *) PATH="$1:$PATH" ;;
     esac
 }
+# ICEHOUSE_TIMINGS=1: the scripts' cargo builds also write cargo's --timings
+# report (HTML, under $CARGO_TARGET_DIR/cargo-timings/); docs/build.md.
+ICEHOUSE_CARGO_TIMINGS=()
+if [[ -n ${ICEHOUSE_TIMINGS:-} && ${ICEHOUSE_TIMINGS} != 0 ]]; then ICEHOUSE_CARGO_TIMINGS=(--timings); fi
 # Non-login shells often lack rustup's PATH entry.
 if ! command -v cargo >/dev/null 2>&1 && [[ -x $HOME/.cargo/bin/cargo ]]; then
     _path_prepend "$HOME/.cargo/bin"
@@ -387,7 +391,7 @@ ensure_tansu() {
     flock "$lock_fd"
     # Another run may have finished the install while we waited for the lock.
     if ! _tansu_installed; then
-        log "tansu $ICEHOUSE_TANSU_VERSION: building from crates.io (about 12 minutes, once per machine)"
+        log "tansu $ICEHOUSE_TANSU_VERSION: building from crates.io (about 16 minutes alone on 2 cores, once per machine)"
         # Own target dir: an interrupted build resumes, and it never contends
         # with the workspace's target dir. cd: no workspace config/toolchain.
         (cd "$ICEHOUSE_TOOLS_DIR" &&
@@ -400,6 +404,102 @@ ensure_tansu() {
     fi
     exec {lock_fd}>&-
     log "tansu $ICEHOUSE_TANSU_VERSION: installed"
+}
+
+# --- wasm-bindgen CLI (binds the web UI's wasm module; scripts/build-frontend.sh) -------
+
+# The CLI must be exactly the version of the wasm-bindgen crate in Cargo.lock:
+# the generated glue and the module's custom section must agree.
+_wasm_bindgen_version() {
+    awk '/^name = "wasm-bindgen"$/ { getline; gsub(/version = |"/, ""); print; exit }' "$ICEHOUSE_ROOT/Cargo.lock"
+}
+
+_wasm_bindgen_installed() {
+    local bin=$ICEHOUSE_TOOLS_DIR/bin/wasm-bindgen out
+    [[ -x $bin ]] || return 1
+    out=$("$bin" --version 2>/dev/null) || return 1
+    [[ " $out " == *" $1 "* ]]
+}
+
+ensure_wasm_bindgen() {
+    local version lock_fd
+    version=$(_wasm_bindgen_version)
+    [[ -n $version ]] || die "no wasm-bindgen in Cargo.lock"
+    if _wasm_bindgen_installed "$version"; then
+        log "wasm-bindgen $version: already installed"
+        return 0
+    fi
+    mkdir -p "$ICEHOUSE_TOOLS_DIR"
+    exec {lock_fd}>>"$ICEHOUSE_TOOLS_DIR/.wasm-bindgen-install.lock"
+    flock "$lock_fd"
+    if ! _wasm_bindgen_installed "$version"; then
+        log "wasm-bindgen $version: building the CLI from crates.io (about 5 CPU-minutes, once per version)"
+        # No --locked: a dependency pinned in the CLI's own lock file is no
+        # longer on the registry. Own target dir, as for tansu (scripts/lib.sh).
+        (cd "$ICEHOUSE_TOOLS_DIR" &&
+            CARGO_TARGET_DIR="$ICEHOUSE_TOOLS_DIR/build-wasm-bindgen" cargo install wasm-bindgen-cli \
+                --version "$version" --root "$ICEHOUSE_TOOLS_DIR") ||
+            die "cargo install wasm-bindgen-cli --version $version failed"
+        rm -rf "$ICEHOUSE_TOOLS_DIR/build-wasm-bindgen"
+        _wasm_bindgen_installed "$version" || die "wasm-bindgen installed but does not report version $version"
+    fi
+    exec {lock_fd}>&-
+    log "wasm-bindgen $version: installed"
+}
+
+# --- tools built from crates.io in the background ------------------------------------
+
+# Tansu and the wasm-bindgen CLI do not depend on the workspace build, so on a
+# new machine they are built beside it at a lower CPU priority: they take the
+# cores the workspace build leaves idle (its long single-crate stretches and
+# links) instead of adding their own ~20 minutes after it.
+
+declare -A _ICEHOUSE_BG_PIDS=()
+
+# in_background NAME CMD... : run CMD (a function is fine) in the background,
+# niced, with its output in $ICEHOUSE_CACHE_DIR/logs/NAME.log; await NAME
+# collects it. The scripts' exit traps call stop_background.
+in_background() {
+    local name=$1 logf
+    shift
+    logf=$ICEHOUSE_CACHE_DIR/logs/$name.log
+    mkdir -p "${logf%/*}"
+    (
+        renice -n 10 -p "$BASHPID" >/dev/null 2>&1 || true
+        "$@"
+    ) </dev/null >"$logf" 2>&1 &
+    _ICEHOUSE_BG_PIDS[$name]=$!
+    log "$name: started in the background (log $logf)"
+}
+
+# await NAME : wait for a step started by in_background; fail with its log.
+await() {
+    local name=$1 pid t0
+    pid=${_ICEHOUSE_BG_PIDS[$name]:-}
+    [[ -n $pid ]] || return 0
+    t0=$(_now_ms)
+    if ! wait "$pid"; then
+        unset "_ICEHOUSE_BG_PIDS[$name]"
+        tail -n 30 "$ICEHOUSE_CACHE_DIR/logs/$name.log" >&2
+        die "$name failed in the background (log $ICEHOUSE_CACHE_DIR/logs/$name.log)"
+    fi
+    unset "_ICEHOUSE_BG_PIDS[$name]"
+    log "$name: ready (waited $(since_ms "$t0") for it)"
+}
+
+_kill_tree() { # PID: SIGTERM the process and its descendants, children first
+    local child
+    for child in $(pgrep -P "$1" 2>/dev/null); do _kill_tree "$child"; done
+    kill -TERM "$1" 2>/dev/null || true
+}
+
+# stop_background: end what in_background started and is still running, so
+# a failed run leaves no compiler behind. An interrupted cargo install
+# resumes next time: each tool has its own build directory.
+stop_background() {
+    local name
+    for name in "${!_ICEHOUSE_BG_PIDS[@]}"; do _kill_tree "${_ICEHOUSE_BG_PIDS[$name]}"; done
+    _ICEHOUSE_BG_PIDS=()
 }
 
 # --- the demo: a local broker with a topic of store sales (scripts/dev.sh) ---------

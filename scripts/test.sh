@@ -10,13 +10,15 @@ cd "$ICEHOUSE_ROOT"
 # Total time on every exit, so CI logs show it on failure too.
 on_exit() {
     local rc=$?
+    stop_background
     if ((rc == 0)); then log "all checks passed in $(since_ms "$_ICEHOUSE_T0_MS")"; else log "FAILED (exit $rc) after $(since_ms "$_ICEHOUSE_T0_MS")"; fi
 }
 trap on_exit EXIT
 
 step "system packages" ensure_system_packages
+in_background tansu ensure_tansu
+in_background wasm-bindgen ensure_wasm_bindgen
 step "Postgres" ensure_postgres
-step "tansu" ensure_tansu
 step "Python readers" ensure_python_readers
 step "Chromium" ensure_chromium
 export ICEHOUSE_TEST_DATABASE_URL="$DATABASE_URL"
@@ -27,6 +29,8 @@ if [[ -f Cargo.lock ]]; then locked=(--locked); fi
 
 cargo fmt --version >/dev/null 2>&1 || die "rustfmt is missing (rustup component add rustfmt)"
 step "cargo fmt --check" cargo fmt --all --check
-step "cargo build (release, all binaries)" cargo build --release --workspace --bins "${locked[@]}"
+step "cargo build (release, all binaries)" cargo build --release --workspace --bins "${locked[@]}" "${ICEHOUSE_CARGO_TIMINGS[@]}"
+await wasm-bindgen
 step "web UI (wasm)" scripts/build-frontend.sh "${locked[@]}"
-step "cargo test (release)" cargo test --release --workspace "${locked[@]}" "$@"
+await tansu
+step "cargo test (release)" cargo test --release --workspace "${locked[@]}" "${ICEHOUSE_CARGO_TIMINGS[@]}" "$@"

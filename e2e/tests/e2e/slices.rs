@@ -3,12 +3,11 @@
 //! to the same tables on its own, and when a worker joins or is killed the
 //! pipeline is re-cut; the tables stay exact throughout.
 
-mod common;
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use icehouse_e2e::{slices, Api, Broker, Server, SliceLease, TestDb, Worker};
 
 struct Fleet {

@@ -1,7 +1,7 @@
 //! The slice protocol against Postgres, without Kafka: the scheduler's cut
 //! for the live workers, claims spread one per worker, every old holder
 //! fenced by a re-cut, and the pipeline's state summed up over its slices.
-//! (e2e/tests/slices.rs runs the same with real workers and a broker.)
+//! (e2e/tests/e2e/slices.rs runs the same with real workers and a broker.)
 
 use std::time::Duration;
 

@@ -3,11 +3,10 @@
 //! or frozen past its lease while the other takes over (the pipeline is
 //! sliced over both workers; every kill or freeze also re-cuts it).
 
-mod common;
 
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use icehouse_e2e::{lease_holder, Api, Broker, Server, TestDb, Worker};
 
 struct Fleet {

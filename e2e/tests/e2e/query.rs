@@ -3,12 +3,11 @@
 //! wizard — and notifications when a pipeline fails. Against the real stack:
 //! tansu, Postgres, the `icehouse` process with its in-process worker.
 
-mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use icehouse_e2e::{free_port, test_env, Api, Broker, Server, TestDb};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};

@@ -1,7 +1,6 @@
 //! What the ingestion tests share: a deterministic stream of sales events
 //! with 1 % bad messages of every kind, the pipeline's mapping, and the exact
 //! checks of what independent readers find in the tables.
-#![allow(dead_code)] // each test binary uses a different part
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};

@@ -3,13 +3,12 @@
 //! worker; the tables read back by PyIceberg straight from the bucket and by
 //! Icehouse's own SQL endpoint.
 
-mod common;
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use icehouse_e2e::{free_port, read_table_with, test_env, Api, Broker, Server, TestDb};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};

@@ -2,11 +2,10 @@
 //! the `icehouse` process with its in-process worker, and the tables read
 //! back by PyIceberg and DuckDB.
 
-mod common;
 
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use icehouse_e2e::{test_env, Api, Broker, Server, TestDb};
 
 #[tokio::test]
