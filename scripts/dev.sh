@@ -26,7 +26,9 @@ if [[ $demo != 0 ]]; then
     trap stop_demo EXIT
     step "demo broker" start_demo_broker
     step "demo producer" start_demo_producer
-    log "demo: in the wizard, connect to bootstrap server $ICEHOUSE_DEMO_BROKER and pick topic $ICEHOUSE_DEMO_TOPIC"
+    # The wizard offers the demo broker (and icehouse dev a local warehouse).
+    export ICEHOUSE__UI__DEFAULT_BOOTSTRAP_SERVERS="$ICEHOUSE_DEMO_BROKER"
+    log "demo: the wizard offers bootstrap server $ICEHOUSE_DEMO_BROKER; pick topic $ICEHOUSE_DEMO_TOPIC"
 fi
 # ---------------------------------------------------------------------------------
 

@@ -6,6 +6,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod config;
 pub mod db;
 pub mod error;
 pub mod extract;
@@ -14,7 +15,7 @@ pub mod scheduler;
 pub mod state;
 pub mod ui;
 
-pub use icehouse_workers::{config, secrets as crypto};
+pub use icehouse_workers::secrets as crypto;
 
 use std::time::Duration;
 

@@ -1,68 +1,81 @@
-//! `icehouse`: the control-plane binary.
-//!
-//! - `icehouse serve [--config FILE]`: API and scheduler; keys must be configured.
-//! - `icehouse dev [--config FILE]`: the same on one machine with local
-//!   defaults; generates its keys into `.icehouse/dev-keys.toml` on first run.
-//! - `icehouse openapi`: prints the OpenAPI document.
-//! - `icehouse migrate`: brings the database schema up to date and exits.
+//! `icehouse`: the control-plane binary (`icehouse --help`).
 
 use std::path::PathBuf;
 
-use anyhow::{bail, Context};
+use anyhow::Context;
+use clap::{Parser, Subcommand};
 use icehouse_backend::config::{ensure_dev_keys, Config};
 use icehouse_backend::crypto::SecretBox;
 use icehouse_backend::scheduler;
 use icehouse_backend::state::AppState;
 use tracing_subscriber::EnvFilter;
 
-const USAGE: &str = "usage: icehouse <serve|dev|migrate|openapi> [--config FILE]";
+/// Icehouse: Kafka topics into Apache Iceberg tables, exactly once.
+///
+/// Settings come from the defaults, then the --config file, then
+/// ICEHOUSE__SECTION__KEY environment variables (ICEHOUSE__DATABASE__URL,
+/// ICEHOUSE__AUTH__JWT_SECRET, ICEHOUSE__SECRETS__MASTER_KEY, …; every
+/// setting is in docs/operations.md).
+#[derive(Parser)]
+#[command(name = "icehouse", version)]
+struct Cli {
+    /// A TOML configuration file.
+    #[arg(long, global = true, value_name = "FILE", env = "ICEHOUSE_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the API, the web UI and the scheduler; the keys must be configured.
+    Serve,
+    /// The same on one machine with local defaults and an in-process worker;
+    /// generates its keys into .icehouse/dev-keys.toml on first run.
+    Dev,
+    /// Bring the database schema up to date and exit.
+    Migrate,
+    /// Print the OpenAPI document.
+    Openapi,
+}
 
 #[tokio::main]
 async fn main() {
-    if let Err(err) = run().await {
+    let cli = Cli::parse();
+    if let Err(err) = run(cli).await {
         eprintln!("icehouse: {err:#}");
         std::process::exit(1);
     }
 }
 
-async fn run() -> anyhow::Result<()> {
-    let mut args = std::env::args().skip(1);
-    let command = args.next().unwrap_or_default();
-    let mut config_file: Option<PathBuf> = std::env::var_os("ICEHOUSE_CONFIG").map(PathBuf::from);
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--config" => config_file = Some(args.next().context("--config needs a file")?.into()),
-            other => bail!("unknown argument `{other}`\n{USAGE}"),
-        }
-    }
-
-    match command.as_str() {
-        "openapi" => {
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let file = cli.config.as_deref();
+    match cli.command {
+        Command::Openapi => {
             println!("{}", serde_json::to_string_pretty(&icehouse_backend::openapi())?);
             Ok(())
         }
-        "migrate" => {
+        Command::Migrate => {
             init_tracing();
-            let config = Config::load(config_file.as_deref(), None)?;
+            let config = Config::load(file, None)?;
             icehouse_backend::connect(&config.database.url, 2).await?;
             println!("migrations applied");
             Ok(())
         }
-        "serve" => {
+        Command::Serve => {
             init_tracing();
-            let config = Config::load(config_file.as_deref(), None)?;
-            serve(config).await
+            serve(Config::load(file, None)?).await
         }
-        "dev" => {
+        Command::Dev => {
             init_tracing();
             let keys = ensure_dev_keys(&PathBuf::from(".icehouse/dev-keys.toml"))?;
-            let mut config = Config::load(config_file.as_deref(), Some(&keys))?;
+            let mut config = Config::load(file, Some(&keys))?;
             // One process does everything on one machine.
             config.worker.in_process = true;
             config.destinations.for_dev();
+            config.ui.for_dev();
             serve(config).await
         }
-        _ => bail!(USAGE),
     }
 }
 

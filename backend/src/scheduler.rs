@@ -6,10 +6,11 @@
 //! single worker can see: declaring workers dead (no heartbeat), which frees
 //! their slices, making sure every pipeline has its status row, and cutting
 //! every running pipeline into slices for the live workers, again whenever
-//! workers join or leave or a topic grows (`icehouse_workers::runtime::slices`).
+//! workers join or leave or a topic grows (`icehouse_workers::coord::slices`).
 
 use std::time::Duration;
 
+use icehouse_workers::coord;
 use sqlx::{Connection, PgConnection, PgPool};
 use tokio::sync::watch;
 
@@ -51,11 +52,11 @@ async fn try_lead(database_url: &str) -> Option<PgConnection> {
 }
 
 async fn round(pool: &PgPool, dead_after: Duration) -> Result<(), sqlx::Error> {
-    let reaped = icehouse_workers::runtime::lease::reap_dead_workers(pool, dead_after).await?;
+    let reaped = coord::lease::reap_dead_workers(pool, dead_after).await?;
     if reaped > 0 {
         tracing::info!(reaped, "declared workers without a heartbeat dead and freed their slices");
     }
-    let mut tx = icehouse_workers::runtime::lease::begin_system(pool).await?;
+    let mut tx = coord::begin_system(pool).await?;
     sqlx::query(
         "INSERT INTO pipeline_leases (pipeline_id, tenant_id, state)
          SELECT id, tenant_id, CASE WHEN desired_state = 'paused' THEN 'paused' ELSE 'starting' END FROM pipelines
@@ -64,7 +65,7 @@ async fn round(pool: &PgPool, dead_after: Duration) -> Result<(), sqlx::Error> {
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
-    for recut in icehouse_workers::runtime::slices::rebalance(pool).await? {
+    for recut in coord::slices::rebalance(pool).await? {
         tracing::info!(pipeline = %recut.pipeline_id, slices = ?recut.slices, "re-cut the pipeline's slices");
     }
     Ok(())

@@ -19,6 +19,7 @@ pub mod sample;
 pub mod status;
 pub mod users;
 pub mod validate;
+pub mod wizard;
 
 pub use ids::*;
 pub use problem::{FieldError, Problem};

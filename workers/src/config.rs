@@ -1,78 +1,46 @@
-//! Configuration, loaded once: defaults → optional TOML file → `ICEHOUSE__…`
-//! environment variables (`ICEHOUSE__DATABASE__URL` sets `database.url`).
-//!
-//! The two keys (JWT signing, secrets encryption) have no defaults: `serve`
-//! refuses to start without them, `dev` generates them once into a local,
-//! git-ignored file so that a restart keeps sessions and stored secrets.
+//! The data plane's configuration: the database, the secrets key and the
+//! worker's own settings, which `icehouse-worker` reads and the control plane
+//! embeds in its own (`backend/src/config.rs`). Every process loads its
+//! settings the same way, with [`load`]: defaults → optional TOML file → the
+//! `ICEHOUSE__…` environment variables (`ICEHOUSE__DATABASE__URL` sets
+//! `database.url`); sections a process does not know are ignored.
 
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{bail, Context};
 use base64::Engine;
-use rand::RngCore;
+use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
+/// What `icehouse-worker` reads.
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(default)]
 pub struct Config {
-    pub http: HttpConfig,
     pub database: DatabaseConfig,
-    pub auth: AuthConfig,
     pub secrets: SecretsConfig,
-    pub kafka: KafkaConfig,
     pub worker: WorkerConfig,
-    pub ui: UiConfig,
-    pub query: QueryConfig,
-    pub destinations: DestinationsConfig,
 }
 
-/// Where tenants may point their destinations, checked when one is created
-/// or changed. A shared server must not let a tenant write into the server's
-/// own disk or reach storage with the server's own cloud credentials.
-#[derive(Clone, Debug, Default, Deserialize)]
-#[serde(default)]
-pub struct DestinationsConfig {
-    /// `file://` warehouses must lie inside this folder. Unset: `serve`
-    /// refuses `file://` warehouses, `dev` allows them anywhere.
-    pub local_root: Option<PathBuf>,
-    /// Whether an `s3://` destination may come without keys and so use this
-    /// process's own AWS credentials (environment, profile, instance role).
-    /// Unset: `serve` says no, `dev` says yes.
-    pub allow_host_credentials: Option<bool>,
-}
-
-impl DestinationsConfig {
-    /// `icehouse dev`: one person's machine, their own disk and credentials.
-    pub fn for_dev(&mut self) {
-        self.local_root.get_or_insert_with(|| PathBuf::from("/"));
-        self.allow_host_credentials.get_or_insert(true);
+/// Loads a process's settings: defaults, then `file` (if any), then `extra`
+/// (the dev key file, if any), then the environment.
+pub fn load<T: DeserializeOwned>(file: Option<&Path>, extra: Option<&Path>) -> anyhow::Result<T> {
+    let mut builder = config::Config::builder();
+    if let Some(file) = file {
+        builder = builder.add_source(config::File::from(file).required(true));
     }
-}
-
-/// Bounds of `POST /api/v1/query` (and the dead-letter view, which runs on it).
-#[derive(Clone, Debug, Deserialize)]
-#[serde(default)]
-pub struct QueryConfig {
-    /// A query is cancelled after this long.
-    pub timeout_ms: u64,
-    /// Memory one query may hold in operators (sorts, joins, aggregates) before it fails.
-    pub memory_limit_mb: usize,
-}
-
-impl Default for QueryConfig {
-    fn default() -> Self {
-        Self { timeout_ms: 20_000, memory_limit_mb: 512 }
+    if let Some(extra) = extra {
+        builder = builder.add_source(config::File::from(extra).required(false));
     }
+    builder = builder.add_source(
+        config::Environment::with_prefix("ICEHOUSE").prefix_separator("__").separator("__").try_parsing(true),
+    );
+    builder.build().context("reading configuration")?.try_deserialize().context("invalid configuration")
 }
 
-#[derive(Clone, Debug, Deserialize)]
-#[serde(default)]
-pub struct HttpConfig {
-    pub bind: SocketAddr,
-    /// Upper bound on the handling time of one request.
-    pub request_timeout_secs: u64,
-    pub max_body_bytes: usize,
+impl Config {
+    pub fn load(file: Option<&Path>, extra: Option<&Path>) -> anyhow::Result<Config> {
+        load(file, extra)
+    }
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -82,15 +50,6 @@ pub struct DatabaseConfig {
     pub max_connections: u32,
 }
 
-#[derive(Clone, Debug, Deserialize)]
-#[serde(default)]
-pub struct AuthConfig {
-    /// HS256 signing key for access tokens, base64, at least 32 bytes.
-    pub jwt_secret: Option<String>,
-    pub access_token_ttl_secs: u64,
-    pub refresh_token_ttl_secs: u64,
-}
-
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(default)]
 pub struct SecretsConfig {
@@ -98,11 +57,18 @@ pub struct SecretsConfig {
     pub master_key: Option<String>,
 }
 
-#[derive(Clone, Debug, Deserialize)]
-#[serde(default)]
-pub struct KafkaConfig {
-    /// Bound on a connection test or topic listing.
-    pub probe_timeout_ms: u64,
+impl SecretsConfig {
+    /// The key, or an error that says how to set it.
+    pub fn master_key(&self) -> anyhow::Result<[u8; 32]> {
+        let Some(master) = &self.master_key else {
+            bail!("secrets.master_key is not set (ICEHOUSE__SECRETS__MASTER_KEY: base64 of 32 random bytes)");
+        };
+        base64::engine::general_purpose::STANDARD
+            .decode(master.trim())
+            .context("secrets.master_key is not base64")?
+            .try_into()
+            .map_err(|_| anyhow::anyhow!("secrets.master_key must be exactly 32 bytes"))
+    }
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -138,127 +104,8 @@ impl Default for WorkerConfig {
     }
 }
 
-impl Default for HttpConfig {
-    fn default() -> Self {
-        Self { bind: SocketAddr::from(([127, 0, 0, 1], 8080)), request_timeout_secs: 30, max_body_bytes: 1024 * 1024 }
-    }
-}
-
 impl Default for DatabaseConfig {
     fn default() -> Self {
         Self { url: "postgres://icehouse:icehouse@127.0.0.1:54329/icehouse".into(), max_connections: 32 }
     }
-}
-
-impl Default for AuthConfig {
-    fn default() -> Self {
-        Self { jwt_secret: None, access_token_ttl_secs: 15 * 60, refresh_token_ttl_secs: 30 * 24 * 3600 }
-    }
-}
-
-impl Default for KafkaConfig {
-    fn default() -> Self {
-        Self { probe_timeout_ms: 5000 }
-    }
-}
-
-/// The web UI's files, built by `scripts/build-frontend.sh` and served at `/`.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(default)]
-pub struct UiConfig {
-    pub dist_dir: PathBuf,
-}
-
-impl Default for UiConfig {
-    /// `frontend/dist` of the source tree this binary was built from, so
-    /// `icehouse dev` and the tests find the UI from any working directory.
-    fn default() -> Self {
-        let workers = Path::new(env!("CARGO_MANIFEST_DIR"));
-        Self { dist_dir: workers.parent().unwrap_or(workers).join("frontend").join("dist") }
-    }
-}
-
-impl Config {
-    /// Loads defaults, then `file` (if any), then `extra` (the dev key file,
-    /// if any), then the environment.
-    pub fn load(file: Option<&Path>, extra: Option<&Path>) -> anyhow::Result<Config> {
-        let mut builder = config::Config::builder();
-        if let Some(file) = file {
-            builder = builder.add_source(config::File::from(file).required(true));
-        }
-        if let Some(extra) = extra {
-            builder = builder.add_source(config::File::from(extra).required(false));
-        }
-        builder = builder.add_source(
-            config::Environment::with_prefix("ICEHOUSE").prefix_separator("__").separator("__").try_parsing(true),
-        );
-        let config: Config =
-            builder.build().context("reading configuration")?.try_deserialize().context("invalid configuration")?;
-        Ok(config)
-    }
-
-    /// The keys, or an error that says which one is missing.
-    pub fn keys(&self) -> anyhow::Result<(Vec<u8>, [u8; 32])> {
-        Ok((self.jwt_secret()?, self.master_key()?))
-    }
-
-    pub fn jwt_secret(&self) -> anyhow::Result<Vec<u8>> {
-        let Some(jwt) = &self.auth.jwt_secret else {
-            bail!("auth.jwt_secret is not set (ICEHOUSE__AUTH__JWT_SECRET: base64 of at least 32 random bytes)");
-        };
-        let jwt = B64.decode(jwt.trim()).context("auth.jwt_secret is not base64")?;
-        if jwt.len() < 32 {
-            bail!("auth.jwt_secret must be at least 32 bytes");
-        }
-        Ok(jwt)
-    }
-
-    pub fn master_key(&self) -> anyhow::Result<[u8; 32]> {
-        let Some(master) = &self.secrets.master_key else {
-            bail!("secrets.master_key is not set (ICEHOUSE__SECRETS__MASTER_KEY: base64 of 32 random bytes)");
-        };
-        B64.decode(master.trim())
-            .context("secrets.master_key is not base64")?
-            .try_into()
-            .map_err(|_| anyhow::anyhow!("secrets.master_key must be exactly 32 bytes"))
-    }
-}
-
-const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
-
-/// Makes sure the dev key file exists (0600), generating fresh keys once.
-pub fn ensure_dev_keys(path: &Path) -> anyhow::Result<PathBuf> {
-    if path.exists() {
-        return Ok(path.to_path_buf());
-    }
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    }
-    let b64 = base64::engine::general_purpose::STANDARD;
-    let mut jwt = [0u8; 48];
-    let mut master = [0u8; 32];
-    rand::rngs::OsRng.fill_bytes(&mut jwt);
-    rand::rngs::OsRng.fill_bytes(&mut master);
-    let text = format!(
-        "# Generated by `icehouse dev` on first run. Keep it out of version control.\n\
-         [auth]\njwt_secret = \"{}\"\n\n[secrets]\nmaster_key = \"{}\"\n",
-        b64.encode(jwt),
-        b64.encode(master)
-    );
-    write_private(path, &text).with_context(|| format!("writing {}", path.display()))?;
-    tracing::info!(path = %path.display(), "generated development keys");
-    Ok(path.to_path_buf())
-}
-
-#[cfg(unix)]
-fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
-    f.write_all(text.as_bytes())
-}
-
-#[cfg(not(unix))]
-fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
-    std::fs::write(path, text)
 }

@@ -3,10 +3,17 @@
 //! Kafka (client settings, the connection probe, the consumer), decoding and
 //! mapping of messages, the Iceberg catalog on Postgres and its fenced commit,
 //! and the worker runtime that claims pipelines under leases and ingests them
-//! exactly once. Also the pieces the control plane shares with the workers:
-//! configuration, the secret box and the schema migrations.
+//! exactly once.
+//!
+//! What the control plane may use: [`coord`] (the coordination protocol in
+//! Postgres: workers, slices, leases, offsets, typed states), [`iceberg`] (the
+//! catalog, including creating a pipeline's tables), [`kafka`] (connection
+//! tests, sampling, watermarks), [`mapping`] (schemas, suggestion),
+//! [`config`] (the data plane's settings), [`secrets`] and the migrations.
+//! Of [`runtime`], only [`runtime::run_worker`], to run a worker in-process.
 
 pub mod config;
+pub mod coord;
 pub mod iceberg;
 pub mod kafka;
 pub mod mapping;

@@ -14,6 +14,7 @@ mod pipelines;
 mod query;
 pub(crate) mod tables;
 mod users;
+mod wizard;
 
 use axum::middleware::from_fn_with_state;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -102,7 +103,8 @@ pub fn routes(state: Option<&AppState>) -> OpenApiRouter<AppState> {
         .routes(routes!(tables::get))
         .routes(routes!(audit::list))
         .routes(routes!(notifications::list))
-        .routes(routes!(notifications::mark_read));
+        .routes(routes!(notifications::mark_read))
+        .routes(routes!(wizard::defaults));
     if let Some(state) = state {
         protected = protected.route_layer(from_fn_with_state(state.clone(), authenticate));
     }

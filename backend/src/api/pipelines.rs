@@ -90,7 +90,7 @@ pub async fn create(
     // The table and its dead-letter table exist from the start, so readers and
     // the tables page see them before the first message arrives.
     if let Some(warehouse) = super::tables::warehouse(&destination, &state.secrets) {
-        icehouse_workers::runtime::ingest::create_tables(
+        icehouse_workers::iceberg::create_pipeline_tables(
             &mut tx,
             &warehouse,
             &pipeline.namespace,

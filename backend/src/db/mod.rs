@@ -27,11 +27,7 @@ pub async fn begin_tenant(pool: &PgPool, tenant: TenantId) -> Result<Tx, sqlx::E
     Ok(tx)
 }
 
-pub async fn begin_system(pool: &PgPool) -> Result<Tx, sqlx::Error> {
-    let mut tx = pool.begin().await?;
-    sqlx::query("SELECT set_config('icehouse.system', 'on', true)").execute(&mut *tx).await?;
-    Ok(tx)
-}
+pub use icehouse_workers::coord::begin_system;
 
 /// A validated page request: fetch `limit + 1` rows after `after` to know
 /// whether there is a next page.

@@ -204,5 +204,5 @@ pub async fn insert_lease(tx: &mut Tx, tenant: TenantId, id: PipelineId, paused:
     .bind(if paused { "paused" } else { "starting" })
     .execute(&mut **tx)
     .await?;
-    icehouse_workers::runtime::slices::insert_initial(tx, id.as_uuid(), tenant.as_uuid(), paused).await
+    icehouse_workers::coord::slices::insert_initial(tx, id.as_uuid(), tenant.as_uuid(), paused).await
 }

@@ -59,7 +59,7 @@ const FRESHNESS_RATE: u64 = 20_000;
 const POLL: Duration = Duration::from_millis(50);
 const E2E_TIMEOUT: Duration = Duration::from_secs(300);
 const MIB: f64 = 1024.0 * 1024.0;
-/// `fetch.wait.max.ms` of the pipeline's consumer (`runtime::ingest::connect`).
+/// `fetch.wait.max.ms` of the pipeline's consumer (`workers/src/runtime/ingest/consumer.rs`).
 /// tansu answers a fetch only after this wait even when data is waiting, so
 /// it sets the broker's read rate; the ceiling is also measured with
 /// [`SHORT_FETCH_WAIT_MS`] to show how much.

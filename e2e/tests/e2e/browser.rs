@@ -35,6 +35,9 @@ impl Stack {
         let db = TestDb::create("icehouse_browser").await.unwrap();
         let mut env = test_env(&db.url);
         env.push(("ICEHOUSE__WORKER__IN_PROCESS".into(), "true".into()));
+        // What the wizard offers, as scripts/dev.sh sets it for the demo.
+        env.push(("ICEHOUSE__UI__DEFAULT_BOOTSTRAP_SERVERS".into(), broker.addr.clone()));
+        env.push(("ICEHOUSE__UI__DEFAULT_WAREHOUSE_URI".into(), warehouse_uri(&dir)));
         let server = Server::start("serve", &env, &repo_root()).unwrap();
         Stack { server, broker, db: Some(db), dir }
     }
@@ -44,7 +47,7 @@ impl Stack {
     }
 
     fn warehouse_uri(&self) -> String {
-        format!("file://{}", self.dir.join("warehouse").display())
+        warehouse_uri(&self.dir)
     }
 
     async fn stop(mut self) {
@@ -55,6 +58,23 @@ impl Stack {
             db.drop_now().await.unwrap();
         }
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn warehouse_uri(dir: &Path) -> String {
+    format!("file://{}", dir.join("warehouse").display())
+}
+
+/// Waits until the input `selector` holds `want` (a value the page fills in by itself).
+async fn wait_for_value(b: &Browser, selector: &str, want: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let value = b.value(selector).await.unwrap();
+        if value == want {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{selector} holds {value:?}, not the offered {want:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
@@ -126,7 +146,9 @@ async fn mapping_rows(b: &Browser) -> Vec<(String, String)> {
 }
 
 /// Wizard step 1 with a new connection: test it, pick the topic, go on.
-async fn wizard_connect(b: &Browser, bootstrap: &str, topic: &str) {
+async fn wizard_connect(b: &Browser, stack: &Stack, bootstrap: &str, topic: &str) {
+    // The server offers its broker (ui.default_bootstrap_servers) before anything is typed.
+    wait_for_value(b, "#conn-bootstrap", &stack.broker.addr).await;
     b.fill("#conn-bootstrap", bootstrap).await.unwrap();
     b.click("#conn-test").await.unwrap();
     b.wait_for("#conn-test-result").await.unwrap();
@@ -160,7 +182,7 @@ async fn a_new_user_creates_a_pipeline_in_the_wizard_and_queries_its_table() {
     // 1. Connect.
     b.click("#create-first-pipeline").await.unwrap();
     b.wait_for("#wizard-step-1.current").await.unwrap();
-    wizard_connect(&b, &stack.broker.addr, topic).await;
+    wizard_connect(&b, &stack, &stack.broker.addr, topic).await;
     let tested = b.text("#conn-test-result").await.unwrap();
     assert!(tested.contains(&format!("1 broker: {}", stack.broker.addr)) && tested.ends_with("1 topic."), "{tested:?}");
     b.screenshot("03-connected").await.unwrap();
@@ -168,7 +190,8 @@ async fn a_new_user_creates_a_pipeline_in_the_wizard_and_queries_its_table() {
 
     // 2. Destination and table.
     b.wait_for("#wizard-step-2.current").await.unwrap();
-    b.fill("#dest-uri", &stack.warehouse_uri()).await.unwrap();
+    // Offered by the server (ui.default_warehouse_uri): nothing to type.
+    wait_for_value(&b, "#dest-uri", &stack.warehouse_uri()).await;
     b.fill("#namespace", "shop").await.unwrap();
     b.fill("#table-name", "sales").await.unwrap();
     b.fill("#pipeline-name", "store sales").await.unwrap();
@@ -279,6 +302,7 @@ async fn bad_input_shows_a_clear_message_next_to_its_field() {
     // A bootstrap server where nothing listens: the message is by that field.
     let closed = icehouse_e2e::free_port();
     b.click("#nav-new-pipeline").await.unwrap();
+    wait_for_value(&b, "#conn-bootstrap", &stack.broker.addr).await;
     b.fill("#conn-bootstrap", &format!("127.0.0.1:{closed}")).await.unwrap();
     b.click("#conn-test").await.unwrap();
     let failure = b.text("#conn-test-error").await.unwrap();

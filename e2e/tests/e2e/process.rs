@@ -1,10 +1,35 @@
-//! The real `icehouse` binary: configuration, keys, serving, shutdown.
+//! The real `icehouse` and `icehouse-worker` binaries: their command lines,
+//! configuration, keys, serving, shutdown.
 
 use std::process::Command;
 use std::time::Duration;
 
 use icehouse_e2e::{binary, test_env, Server, TestDb};
 use serde_json::{json, Value};
+
+#[test]
+fn both_binaries_describe_their_command_line_and_refuse_unknown_arguments() {
+    let help = |bin: &str| {
+        let out = Command::new(binary(bin)).arg("--help").output().unwrap();
+        assert!(out.status.success(), "{bin} --help: {out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let icehouse = help("icehouse");
+    for word in ["serve", "dev", "migrate", "openapi", "--config <FILE>", "--help", "--version"] {
+        assert!(icehouse.contains(word), "`icehouse --help` lacks {word}:\n{icehouse}");
+    }
+    let worker = help("icehouse-worker");
+    for word in ["--config <FILE>", "--help", "ICEHOUSE__DATABASE__URL"] {
+        assert!(worker.contains(word), "`icehouse-worker --help` lacks {word}:\n{worker}");
+    }
+
+    for (bin, args) in [("icehouse", &["serve", "--bogus"][..]), ("icehouse", &["launch"]), ("icehouse-worker", &["x"])] {
+        let out = Command::new(binary(bin)).args(args).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{bin} {args:?} is a usage error: {out:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("error:") && stderr.contains("Usage:"), "{bin} {args:?}: {stderr}");
+    }
+}
 
 #[tokio::test]
 async fn serve_refuses_to_start_without_keys() {

@@ -17,6 +17,7 @@ use icehouse_api::pipelines::{
 };
 use icehouse_api::sample::{NestedMode, SampleRequest, SampleResponse, SuggestedColumn, MAX_SAMPLE};
 use icehouse_api::validate::Validator;
+use icehouse_api::wizard::WizardDefaults;
 use icehouse_api::{ConnectionId, DestinationId, FieldError, Validate};
 use leptos::ev::SubmitEvent;
 use leptos::html;
@@ -408,6 +409,18 @@ pub fn Wizard() -> impl IntoView {
             .into_any();
     }
     let w = W::new();
+    // What the operator suggests (`icehouse dev`: a local warehouse and the
+    // demo broker), unless the user typed something already.
+    spawn_local(async move {
+        if let Ok(d) = api::get::<WizardDefaults>("/wizard/defaults").await {
+            if w.bootstrap.get_untracked().is_empty() && !d.bootstrap_servers.is_empty() {
+                w.bootstrap.set(d.bootstrap_servers.join(", "));
+            }
+            if let Some(uri) = d.warehouse_uri.filter(|_| w.dest_uri.get_untracked().is_empty()) {
+                w.dest_uri.set(uri);
+            }
+        }
+    });
     spawn_local(async move {
         let result = api::get::<Page<Connection>>("/connections?limit=200").await.map(|p| p.items);
         w.connections.set(Some(result));

@@ -29,6 +29,7 @@
 
 mod catalog;
 mod commit;
+mod pipeline_tables;
 mod write;
 
 use std::path::Path;
@@ -47,6 +48,7 @@ pub use commit::{
     discard_prepared, finish_commit, has_commit, live_files, prepare_append, prepare_commit, CommitRequest, LiveFile,
     PreparedCommit, COMMIT_ID_KEY,
 };
+pub use pipeline_tables::{create_pipeline_tables, dead_letter_table_name};
 pub use write::write_data_files;
 
 /// Where a destination's tables live: a folder on local disk (`file://`) or

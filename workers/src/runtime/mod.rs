@@ -1,18 +1,19 @@
 //! The worker: registers itself, heartbeats, claims free slices of running
-//! pipelines (a slice is a set of a pipeline's partitions, see [`slices`]),
+//! pipelines (a slice is a set of a pipeline's partitions, see
+//! [`crate::coord::slices`]),
 //! and runs each under its lease until the pipeline is paused or deleted,
 //! the slice is taken over or re-cut, or the worker stops. Run as many
 //! workers as needed: they only coordinate through Postgres, and the
 //! scheduler spreads every pipeline over them.
 
-pub mod ingest;
-pub mod lease;
-pub mod slices;
-pub mod spec;
+mod ingest;
+mod spec;
 
 use std::collections::HashMap;
 use std::time::Duration;
 
+use backon::{BackoffBuilder, ExponentialBuilder};
+use icehouse_api::pipelines::DesiredState;
 use sqlx::postgres::PgListener;
 use sqlx::PgPool;
 use tokio::sync::watch;
@@ -20,8 +21,8 @@ use tokio::task::JoinHandle;
 use uuid::Uuid;
 
 use crate::config::WorkerConfig;
+use crate::coord::{self, lease, Lease, SliceState};
 use crate::secrets::SecretBox;
-use lease::Lease;
 
 /// What a running slice is told.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -80,7 +81,7 @@ pub async fn run_worker(
 
     for (_, r) in running.drain() {
         let lease = r.stop(Signal::Drain).await;
-        let _ = lease::release(&pool, &lease, "starting").await;
+        let _ = lease::release(&pool, &lease, SliceState::Starting).await;
     }
     lease::deregister(&pool, worker_id).await?;
     Ok(())
@@ -156,13 +157,17 @@ async fn step(
     let keys: Vec<SliceKey> = running.keys().copied().collect();
     let pipeline_ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
     let wanted: HashMap<Uuid, bool> = {
-        let mut tx = lease::begin_system(pool).await?;
+        let mut tx = coord::begin_system(pool).await?;
         let rows: Vec<(Uuid, String)> = sqlx::query_as("SELECT id, desired_state FROM pipelines WHERE id = ANY($1)")
             .bind(&pipeline_ids)
             .fetch_all(&mut *tx)
             .await?;
         tx.commit().await?;
-        rows.into_iter().map(|(id, s)| (id, s == "running")).collect()
+        let mut wanted = HashMap::new();
+        for (id, desired) in rows {
+            wanted.insert(id, coord::state::desired_state(&desired)? == DesiredState::Running);
+        }
+        wanted
     };
     for key in keys {
         let still_ours = held.get(&key).is_some_and(|l| l.epoch == running[&key].lease.epoch);
@@ -177,7 +182,7 @@ async fn step(
             continue;
         }
         let lease = r.stop(Signal::Drain).await;
-        let state = if wanted.contains_key(&key.0) && !should_run { "paused" } else { "starting" };
+        let state = if wanted.contains_key(&key.0) && !should_run { SliceState::Paused } else { SliceState::Starting };
         lease::release(pool, &lease, state).await?;
     }
 
@@ -203,7 +208,15 @@ async fn supervise(
     lease: Lease,
     mut signal: watch::Receiver<Signal>,
 ) {
-    let mut backoff = Duration::from_millis(500);
+    // Restarts back off from half a second to 30 s; a run that ends well resets it.
+    let restarts = || {
+        ExponentialBuilder::new()
+            .with_min_delay(Duration::from_millis(500))
+            .with_max_delay(Duration::from_secs(30))
+            .without_max_times()
+            .build()
+    };
+    let mut backoff = restarts();
     loop {
         let outcome = match spec::load(&pool, &secrets, lease.pipeline_id).await {
             Ok(Some(spec)) => ingest::run(pool.clone(), config.clone(), lease.clone(), spec, signal.clone()).await,
@@ -213,7 +226,7 @@ async fn supervise(
         match outcome {
             Ok(ingest::Exit::PartitionsChanged) => {
                 tracing::info!(pipeline = %lease.pipeline_id, "the topic has new partitions; restarting to take them");
-                backoff = Duration::from_millis(500);
+                backoff = restarts();
                 continue;
             }
             Ok(exit) => {
@@ -229,9 +242,8 @@ async fn supervise(
             }
         }
         tokio::select! {
-            _ = tokio::time::sleep(backoff) => {}
+            _ = tokio::time::sleep(backoff.next().unwrap_or(Duration::from_secs(30))) => {}
             _ = signal.changed() => return,
         }
-        backoff = (backoff * 2).min(Duration::from_secs(30));
     }
 }

@@ -3,12 +3,13 @@
 
 use anyhow::Context;
 use icehouse_api::connections::{SaslMechanism, SecurityProtocol};
-use icehouse_api::pipelines::{Mapping, PartitionField, StartPosition};
+use icehouse_api::pipelines::{DesiredState, Mapping, MessageFormat, PartitionField, StartPosition};
 use sqlx::types::Json;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::iceberg::{S3Access, Warehouse};
+use crate::coord::{self, state};
+use crate::iceberg::{self as ice, S3Access, Warehouse};
 use crate::kafka::KafkaSettings;
 use crate::secrets::SecretBox;
 
@@ -24,6 +25,7 @@ pub struct PipelineSpec {
     pub s3: S3Access,
     pub namespace: String,
     pub table_name: String,
+    pub format: MessageFormat,
     pub mapping: Mapping,
     pub partition_by: Vec<PartitionField>,
     pub start_position: StartPosition,
@@ -33,7 +35,7 @@ pub struct PipelineSpec {
 
 impl PipelineSpec {
     pub fn dead_letter_table(&self) -> String {
-        format!("{}_dead_letter", self.table_name)
+        ice::dead_letter_table_name(&self.table_name)
     }
 
     /// The destination's warehouse (`file://` or `s3://`).
@@ -49,6 +51,7 @@ struct Row {
     topic: String,
     namespace: String,
     table_name: String,
+    format: String,
     mapping: Json<Mapping>,
     partition_by: Json<Vec<PartitionField>>,
     start_position: String,
@@ -69,9 +72,9 @@ struct Row {
 
 /// The pipeline's current spec, or None once it is deleted.
 pub async fn load(pool: &PgPool, secrets: &SecretBox, pipeline_id: Uuid) -> anyhow::Result<Option<PipelineSpec>> {
-    let mut tx = super::lease::begin_system(pool).await?;
+    let mut tx = coord::begin_system(pool).await?;
     let row: Option<Row> = sqlx::query_as(
-        "SELECT p.id, p.tenant_id, p.topic, p.namespace, p.table_name, p.mapping, p.partition_by, p.start_position,
+        "SELECT p.id, p.tenant_id, p.topic, p.namespace, p.table_name, p.format, p.mapping, p.partition_by, p.start_position,
                 p.flush_interval_ms, p.desired_state, d.id AS destination_id, d.warehouse_uri,
                 d.s3_endpoint, d.s3_region, d.s3_access_key_id, d.s3_secret_access_key_enc,
                 c.bootstrap_servers, c.security_protocol, c.sasl_mechanism, c.sasl_username, c.sasl_password_enc
@@ -113,10 +116,11 @@ pub async fn load(pool: &PgPool, secrets: &SecretBox, pipeline_id: Uuid) -> anyh
         s3,
         namespace: r.namespace,
         table_name: r.table_name,
+        format: state::message_format(&r.format)?,
         mapping: r.mapping.0,
         partition_by: r.partition_by.0,
-        start_position: if r.start_position == "latest" { StartPosition::Latest } else { StartPosition::Earliest },
+        start_position: state::start_position(&r.start_position)?,
         flush_interval_ms: r.flush_interval_ms.max(1) as u64,
-        running: r.desired_state == "running",
+        running: state::desired_state(&r.desired_state)? == DesiredState::Running,
     }))
 }

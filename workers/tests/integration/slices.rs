@@ -5,8 +5,9 @@
 
 use std::time::Duration;
 
-use icehouse_workers::runtime::lease::{self, Lease};
-use icehouse_workers::runtime::slices::{self, Recut};
+use icehouse_workers::coord::lease::{self, Lease};
+use icehouse_workers::coord::slices::{self, Recut};
+use icehouse_workers::coord::SliceState;
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -16,7 +17,7 @@ const GRACE: Duration = Duration::from_secs(3600);
 /// A running pipeline with its status row and first slice, as the API creates it.
 async fn pipeline(pool: &PgPool) -> Uuid {
     let (tenant, connection, destination, pipeline) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
-    let mut tx = lease::begin_system(pool).await.unwrap();
+    let mut tx = icehouse_workers::coord::begin_system(pool).await.unwrap();
     sqlx::query("INSERT INTO tenants (id, name) VALUES ($1, 'T')").bind(tenant).execute(&mut *tx).await.unwrap();
     sqlx::query(
         "INSERT INTO connections (id, tenant_id, name, bootstrap_servers, security_protocol)
@@ -70,14 +71,14 @@ async fn claim(pool: &PgPool, worker: Uuid) -> Vec<Lease> {
 }
 
 async fn holds(pool: &PgPool, lease: &Lease) -> bool {
-    let mut tx = lease::begin_system(pool).await.unwrap();
+    let mut tx = icehouse_workers::coord::begin_system(pool).await.unwrap();
     let held = lease::check_epoch(&mut tx, lease).await.unwrap();
     tx.rollback().await.unwrap();
     held
 }
 
 async fn status(pool: &PgPool, pipeline: Uuid) -> (String, Option<String>) {
-    let mut tx = lease::begin_system(pool).await.unwrap();
+    let mut tx = icehouse_workers::coord::begin_system(pool).await.unwrap();
     let row = sqlx::query_as("SELECT state, last_error FROM pipeline_leases WHERE pipeline_id = $1")
         .bind(pipeline)
         .fetch_one(&mut *tx)
@@ -199,14 +200,14 @@ async fn the_pipeline_state_sums_up_its_slices(pool: PgPool) {
     let (a, b) = (&leases[0], &leases[1]);
     assert_eq!(status(&pool, p).await.0, "starting");
 
-    lease::set_state(&pool, a, "running").await.unwrap();
+    lease::set_state(&pool, a, SliceState::Running).await.unwrap();
     assert_eq!(status(&pool, p).await.0, "starting", "one slice still starts");
-    lease::set_state(&pool, b, "running").await.unwrap();
+    lease::set_state(&pool, b, SliceState::Running).await.unwrap();
     assert_eq!(status(&pool, p).await.0, "running");
 
     lease::set_failing(&pool, b, "Kafka: broker down").await.unwrap();
     assert_eq!(status(&pool, p).await, ("failing".into(), Some("Kafka: broker down".into())));
-    lease::set_state(&pool, b, "running").await.unwrap();
+    lease::set_state(&pool, b, SliceState::Running).await.unwrap();
     assert_eq!(status(&pool, p).await, ("running".into(), Some("Kafka: broker down".into())), "the last error stays");
 
     // A failing pipeline that is re-cut stays failing until all its slices run.
@@ -216,19 +217,19 @@ async fn the_pipeline_state_sums_up_its_slices(pool: PgPool) {
     assert_eq!(slices::rebalance(&pool).await.unwrap().len(), 1);
     assert_eq!(status(&pool, p).await.0, "failing");
     // A fenced holder changes nothing any more.
-    lease::set_state(&pool, a, "running").await.unwrap();
+    lease::set_state(&pool, a, SliceState::Running).await.unwrap();
     lease::set_failing(&pool, b, "late news").await.unwrap();
     assert_eq!(status(&pool, p).await, ("failing".into(), Some("decoder exploded".into())));
     let leases = claim_one_each(&pool, &[w1, w2, w3]).await;
     for (i, l) in leases.iter().enumerate() {
         assert_eq!(status(&pool, p).await.0, "failing", "{i} of 3 slices run");
-        lease::set_state(&pool, l, "running").await.unwrap();
+        lease::set_state(&pool, l, SliceState::Running).await.unwrap();
     }
     assert_eq!(status(&pool, p).await.0, "running");
 
     // Paused: every slice given back as paused.
     for l in &leases {
-        lease::release(&pool, l, "paused").await.unwrap();
+        lease::release(&pool, l, SliceState::Paused).await.unwrap();
     }
     assert_eq!(status(&pool, p).await.0, "paused");
 }

@@ -17,6 +17,9 @@ use std::time::Duration;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
+use super::begin_system;
+use super::state::SliceState;
+
 /// A held lease on one slice.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Lease {
@@ -27,12 +30,6 @@ pub struct Lease {
     pub epoch: i64,
     /// The slice's partitions; `None` is every partition the topic has.
     pub partitions: Option<Vec<i32>>,
-}
-
-pub async fn begin_system(pool: &PgPool) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error> {
-    let mut tx = pool.begin().await?;
-    sqlx::query("SELECT set_config('icehouse.system', 'on', true)").execute(&mut *tx).await?;
-    Ok(tx)
 }
 
 pub async fn register(pool: &PgPool, worker_id: Uuid) -> Result<(), sqlx::Error> {
@@ -136,7 +133,7 @@ pub async fn claim(
         };
         let row: Option<SliceRow> = sqlx::query_as(
             "UPDATE pipeline_slices SET worker_id = $3, epoch = nextval('lease_epochs'),
-                    lease_expires_at = now() + make_interval(secs => $4), state = 'starting', updated_at = now()
+                    lease_expires_at = now() + make_interval(secs => $4), state = $5, updated_at = now()
              WHERE pipeline_id = $1 AND slice = $2
                AND (worker_id IS NULL OR lease_expires_at IS NULL OR lease_expires_at < now())
              RETURNING pipeline_id, slice, tenant_id, epoch, partitions",
@@ -145,6 +142,7 @@ pub async fn claim(
         .bind(slice)
         .bind(worker_id)
         .bind(ttl.as_secs_f64())
+        .bind(SliceState::Starting)
         .fetch_optional(&mut *tx)
         .await?;
         if row.is_some() {
@@ -204,7 +202,12 @@ pub async fn refresh_pipeline(
 
 /// Sets the state of the holder's slice (if the lease is still its own) and
 /// the pipeline's; `error` becomes the pipeline's last error.
-async fn set_slice_state(pool: &PgPool, lease: &Lease, state: &str, error: Option<&str>) -> Result<(), sqlx::Error> {
+async fn set_slice_state(
+    pool: &PgPool,
+    lease: &Lease,
+    state: SliceState,
+    error: Option<&str>,
+) -> Result<(), sqlx::Error> {
     let mut tx = begin_system(pool).await?;
     lock_pipeline(&mut tx, lease.pipeline_id).await?;
     let ours = sqlx::query(
@@ -226,19 +229,19 @@ async fn set_slice_state(pool: &PgPool, lease: &Lease, state: &str, error: Optio
     tx.commit().await
 }
 
-/// Records the slice's state (`starting`, `running`) if the lease is still ours.
-pub async fn set_state(pool: &PgPool, lease: &Lease, state: &str) -> Result<(), sqlx::Error> {
+/// Records the slice's state (starting, running) if the lease is still ours.
+pub async fn set_state(pool: &PgPool, lease: &Lease, state: SliceState) -> Result<(), sqlx::Error> {
     set_slice_state(pool, lease, state, None).await
 }
 
 /// Records a failure (state `failing`, and the pipeline's last error) if the
 /// lease is still ours.
 pub async fn set_failing(pool: &PgPool, lease: &Lease, error: &str) -> Result<(), sqlx::Error> {
-    set_slice_state(pool, lease, "failing", Some(error)).await
+    set_slice_state(pool, lease, SliceState::Failing, Some(error)).await
 }
 
 /// Gives a lease back (pipeline paused or deleted, worker stopping).
-pub async fn release(pool: &PgPool, lease: &Lease, state: &str) -> Result<(), sqlx::Error> {
+pub async fn release(pool: &PgPool, lease: &Lease, state: SliceState) -> Result<(), sqlx::Error> {
     let mut tx = begin_system(pool).await?;
     lock_pipeline(&mut tx, lease.pipeline_id).await?;
     let ours = sqlx::query(

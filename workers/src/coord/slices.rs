@@ -24,7 +24,9 @@ use std::collections::HashMap;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
-use super::lease::{begin_system, lock_pipeline, refresh_pipeline};
+use super::begin_system;
+use super::lease::{lock_pipeline, refresh_pipeline};
+use super::state::SliceState;
 
 /// The slices for a topic of `partition_count` partitions (`None`: not
 /// known yet) over `live_workers` workers: each entry is one slice's
@@ -55,7 +57,7 @@ pub async fn insert_initial(
     )
     .bind(pipeline_id)
     .bind(tenant_id)
-    .bind(if paused { "paused" } else { "starting" })
+    .bind(if paused { SliceState::Paused } else { SliceState::Starting })
     .execute(&mut *conn)
     .await?;
     Ok(())

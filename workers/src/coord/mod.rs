@@ -1,0 +1,29 @@
+//! The coordination protocol: what the control plane and the workers agree
+//! on in Postgres, and the only part of the data plane the control plane
+//! calls. Workers register and heartbeat ([`lease`]); the scheduler cuts each
+//! pipeline's partitions into slices ([`slices`]); a worker claims a slice
+//! under a lease with an epoch that only grows, and every side effect of the
+//! holder (the table commit, the next offsets ([`offsets`]), its state) is
+//! fenced by that epoch in the same transaction.
+//!
+//! The states and settings stored as text are typed here ([`state`]), so a
+//! value Postgres holds but this code does not know is an error, not a
+//! silent default.
+
+pub mod lease;
+pub mod offsets;
+pub mod slices;
+pub mod state;
+
+pub use lease::Lease;
+pub use state::SliceState;
+
+use sqlx::{PgPool, Postgres, Transaction};
+
+/// A transaction for the paths that work across tenants (the workers, the
+/// scheduler, log-in): row-level security lets it see every tenant's rows.
+pub async fn begin_system(pool: &PgPool) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("SELECT set_config('icehouse.system', 'on', true)").execute(&mut *tx).await?;
+    Ok(tx)
+}

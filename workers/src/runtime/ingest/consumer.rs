@@ -1,0 +1,142 @@
+//! The slice's Kafka consumer: created for the pipeline, `assign`ed at the
+//! next offsets stored in Postgres (never a consumer group's own position),
+//! with librdkafka's error reports kept for the health tracker.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context;
+use icehouse_api::pipelines::StartPosition;
+use rdkafka::client::ClientContext;
+use rdkafka::config::RDKafkaLogLevel;
+use rdkafka::consumer::{Consumer, ConsumerContext, StreamConsumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::{Headers, Message};
+use rdkafka::{Offset, TopicPartitionList};
+use sqlx::PgPool;
+
+use crate::coord::{self, offsets};
+use crate::mapping::KafkaMessage;
+use crate::runtime::spec::PipelineSpec;
+
+/// Errors from librdkafka's callback, shown as the pipeline's last error.
+#[derive(Default)]
+pub struct ErrorContext {
+    last: Mutex<Option<String>>,
+}
+
+impl ErrorContext {
+    /// The latest report since the last call, if any.
+    pub fn take_report(&self) -> Option<String> {
+        self.last.lock().unwrap().take()
+    }
+}
+
+impl ClientContext for ErrorContext {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
+        tracing::debug!(?level, fac, log_message, "librdkafka");
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        tracing::warn!(%error, reason, "kafka client error");
+        *self.last.lock().unwrap() = Some(format!("{error}: {reason}"));
+    }
+}
+
+impl ConsumerContext for ErrorContext {}
+
+pub type KafkaConsumer = StreamConsumer<ErrorContext>;
+
+pub fn connect(spec: &PipelineSpec) -> anyhow::Result<KafkaConsumer> {
+    let mut config = spec.kafka.client_config();
+    config
+        .set("group.id", format!("icehouse-{}", spec.id))
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("enable.partition.eof", "false")
+        // Where a stored offset is no longer on the broker (retention), resume at the oldest.
+        .set("auto.offset.reset", "earliest")
+        // Bounded prefetch: memory per pipeline stays bounded while a commit is slow.
+        .set("queued.max.messages.kbytes", "65536")
+        .set("fetch.wait.max.ms", "100")
+        .set("socket.timeout.ms", "10000")
+        .set("socket.keepalive.enable", "true")
+        .set("reconnect.backoff.max.ms", "2000")
+        .set_log_level(RDKafkaLogLevel::Warning);
+    config.create_with_context(ErrorContext::default()).context("creating the Kafka consumer")
+}
+
+/// The topic's partition ids, sorted. librdkafka's metadata call blocks, so
+/// it runs off the async threads.
+pub async fn partitions_of(consumer: &Arc<KafkaConsumer>, topic: &str) -> anyhow::Result<Vec<i32>> {
+    let (consumer, name) = (consumer.clone(), topic.to_string());
+    let md =
+        tokio::task::spawn_blocking(move || consumer.fetch_metadata(Some(&name), Duration::from_secs(5))).await??;
+    let t = md.topics().iter().find(|t| t.name() == topic).context("topic not in metadata")?;
+    if let Some(err) = t.error() {
+        anyhow::bail!("{err:?}");
+    }
+    let mut ids: Vec<i32> = t.partitions().iter().map(|p| p.id()).collect();
+    anyhow::ensure!(!ids.is_empty(), "topic `{topic}` has no partitions");
+    ids.sort_unstable();
+    Ok(ids)
+}
+
+/// Assigns the slice's partitions at their stored next offsets; a partition
+/// never consumed (the pipeline's first run, or one the topic gained since)
+/// starts at the pipeline's start position, resolved once and stored.
+pub async fn assign(
+    pool: &PgPool,
+    consumer: &Arc<KafkaConsumer>,
+    spec: &PipelineSpec,
+    partitions: &[i32],
+) -> anyhow::Result<()> {
+    let mut conn = pool.acquire().await?;
+    let stored = offsets::stored(&mut conn, spec.id).await?;
+    drop(conn);
+    let mut tpl = TopicPartitionList::new();
+    for &p in partitions {
+        let offset = match stored.get(&p) {
+            Some(&o) => o,
+            None => {
+                let (low, high) = watermarks(consumer, &spec.topic, p).await?;
+                let start = if spec.start_position == StartPosition::Latest { high } else { low };
+                let mut tx = coord::begin_system(pool).await?;
+                let offset = offsets::resolve_start(&mut tx, spec.id, spec.tenant_id, p, start).await?;
+                tx.commit().await?;
+                offset
+            }
+        };
+        tpl.add_partition_offset(&spec.topic, p, Offset::Offset(offset))?;
+    }
+    consumer.assign(&tpl)?;
+    Ok(())
+}
+
+/// A partition's low and high watermarks; a blocking librdkafka call, run
+/// off the async threads and with no Postgres transaction open around it.
+async fn watermarks(consumer: &Arc<KafkaConsumer>, topic: &str, partition: i32) -> anyhow::Result<(i64, i64)> {
+    let (consumer, topic) = (consumer.clone(), topic.to_string());
+    let marks = tokio::task::spawn_blocking(move || {
+        consumer.fetch_watermarks(&topic, partition, Duration::from_secs(5))
+    })
+    .await??;
+    Ok(marks)
+}
+
+/// A copy of the message that outlives the consumer's buffer.
+pub fn owned<M: Message>(m: &M) -> KafkaMessage {
+    let headers = m
+        .headers()
+        .map(|h| h.iter().map(|h| (h.key.to_string(), h.value.map(<[u8]>::to_vec))).collect())
+        .unwrap_or_default();
+    KafkaMessage {
+        topic: m.topic().to_string(),
+        partition: m.partition(),
+        offset: m.offset(),
+        timestamp_ms: m.timestamp().to_millis(),
+        key: m.key().map(<[u8]>::to_vec),
+        value: m.payload().map(<[u8]>::to_vec),
+        headers,
+    }
+}
