@@ -3,7 +3,6 @@
 //! or frozen past its lease while the other takes over (the pipeline is
 //! sliced over both workers; every kill or freeze also re-cuts it).
 
-
 use std::time::{Duration, Instant};
 
 use crate::common::*;

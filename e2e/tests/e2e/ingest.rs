@@ -2,7 +2,6 @@
 //! the `icehouse` process with its in-process worker, and the tables read
 //! back by PyIceberg and DuckDB.
 
-
 use std::time::{Duration, Instant};
 
 use crate::common::*;

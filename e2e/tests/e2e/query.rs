@@ -3,7 +3,6 @@
 //! wizard — and notifications when a pipeline fails. Against the real stack:
 //! tansu, Postgres, the `icehouse` process with its in-process worker.
 
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 

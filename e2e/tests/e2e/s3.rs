@@ -3,7 +3,6 @@
 //! worker; the tables read back by PyIceberg straight from the bucket and by
 //! Icehouse's own SQL endpoint.
 
-
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};

@@ -3,7 +3,6 @@
 //! to the same tables on its own, and when a worker joins or is killed the
 //! pipeline is re-cut; the tables stay exact throughout.
 
-
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
