@@ -18,27 +18,35 @@ step "cargo build (release, all binaries)" cargo build --release --workspace --b
 await wasm-bindgen
 step "web UI (wasm)" scripts/build-frontend.sh
 
-# --- DEMO BROKER / PRODUCER ------------------------------------------------------
-# A local tansu broker with a topic of store sales that fills a few events a
-# second, for trying the wizard. ICEHOUSE_DEMO=0 skips it. Stopped on exit.
-if [[ $demo != 0 ]]; then
-    await tansu
-    trap stop_demo EXIT
-    step "demo broker" start_demo_broker
-    step "demo producer" start_demo_producer
-    # The wizard offers the demo broker (and icehouse dev a local warehouse).
-    export ICEHOUSE__UI__DEFAULT_BOOTSTRAP_SERVERS="$ICEHOUSE_DEMO_BROKER"
-    log "demo: the wizard offers bootstrap server $ICEHOUSE_DEMO_BROKER; pick topic $ICEHOUSE_DEMO_TOPIC"
-fi
-# ---------------------------------------------------------------------------------
-
 export ICEHOUSE__DATABASE__URL="$DATABASE_URL"
+if [[ $demo != 0 ]]; then
+    # The wizard offers the demo broker (and icehouse dev a local warehouse).
+    export ICEHOUSE__UI__DEFAULT_BOOTSTRAP_SERVERS="127.0.0.1:$ICEHOUSE_DEMO_BROKER_PORT"
+fi
 log "starting icehouse dev (it prints its URL)"
 # Not exec: the EXIT trap must outlive icehouse to stop the demo. Ctrl-C and
 # SIGTERM are passed on, and the script ends when icehouse has shut down.
 "$CARGO_TARGET_DIR/release/icehouse" dev "$@" &
 icehouse_pid=$!
+trap 'stop_background; stop_demo; kill -TERM "$icehouse_pid" 2>/dev/null || true' EXIT
 trap 'kill -TERM "$icehouse_pid" 2>/dev/null || true' INT TERM
+
+# --- DEMO BROKER / PRODUCER ------------------------------------------------------
+# A local tansu broker with a topic of store sales that fills a few events a
+# second, for trying the wizard. ICEHOUSE_DEMO=0 skips it. Stopped on exit.
+# On a new machine tansu may still be building when Icehouse is up: the demo
+# then joins as soon as it is ready, rather than holding Icehouse back.
+if [[ $demo != 0 ]]; then
+    if [[ -n ${_ICEHOUSE_BG_PIDS[tansu]:-} ]] && ! _tansu_installed; then
+        log "demo: the broker starts once tansu is built (first run only; log $ICEHOUSE_CACHE_DIR/logs/tansu.log)"
+    fi
+    await tansu
+    step "demo broker" start_demo_broker
+    step "demo producer" start_demo_producer
+    log "demo: the wizard offers bootstrap server $ICEHOUSE_DEMO_BROKER; pick topic $ICEHOUSE_DEMO_TOPIC"
+fi
+# ---------------------------------------------------------------------------------
+
 rc=0
 while :; do
     wait "$icehouse_pid" && rc=0 || rc=$?

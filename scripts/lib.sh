@@ -478,7 +478,12 @@ await() {
     pid=${_ICEHOUSE_BG_PIDS[$name]:-}
     [[ -n $pid ]] || return 0
     t0=$(_now_ms)
-    if ! wait "$pid"; then
+    local rc=0
+    wait "$pid" || rc=$?
+    if ((rc > 128)) && kill -0 "$pid" 2>/dev/null; then
+        die "interrupted while waiting for $name"
+    fi
+    if ((rc != 0)); then
         unset "_ICEHOUSE_BG_PIDS[$name]"
         tail -n 30 "$ICEHOUSE_CACHE_DIR/logs/$name.log" >&2
         die "$name failed in the background (log $ICEHOUSE_CACHE_DIR/logs/$name.log)"

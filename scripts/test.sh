@@ -32,5 +32,7 @@ step "cargo fmt --check" cargo fmt --all --check
 step "cargo build (release, all binaries)" cargo build --release --workspace --bins "${locked[@]}" "${ICEHOUSE_CARGO_TIMINGS[@]}"
 await wasm-bindgen
 step "web UI (wasm)" scripts/build-frontend.sh "${locked[@]}"
+# The test binaries build while tansu may still be building; they need it only to run.
+step "cargo test --no-run (release)" cargo test --release --workspace --no-run "${locked[@]}" "${ICEHOUSE_CARGO_TIMINGS[@]}"
 await tansu
-step "cargo test (release)" cargo test --release --workspace "${locked[@]}" "${ICEHOUSE_CARGO_TIMINGS[@]}" "$@"
+step "cargo test (release)" cargo test --release --workspace "${locked[@]}" "$@"

@@ -91,9 +91,10 @@ pub async fn assign(
     spec: &PipelineSpec,
     partitions: &[i32],
 ) -> anyhow::Result<()> {
-    let mut conn = pool.acquire().await?;
-    let stored = offsets::stored(&mut conn, spec.id).await?;
-    drop(conn);
+    // A system transaction: the offsets are behind row-level security.
+    let mut tx = coord::begin_system(pool).await?;
+    let stored = offsets::stored(&mut tx, spec.id).await?;
+    tx.commit().await?;
     let mut tpl = TopicPartitionList::new();
     for &p in partitions {
         let offset = match stored.get(&p) {
