@@ -3,8 +3,8 @@
 //! creates them with the pipeline (so readers see them before the first
 //! message); a worker creates them if they are missing.
 
-use icehouse_api::pipelines::{Mapping, PartitionField, PartitionTransform};
 use iceberg::spec::Transform;
+use icehouse_api::pipelines::{Mapping, PartitionField, PartitionTransform};
 use sqlx::PgConnection;
 
 use super::{create_table, LoadedTable, Warehouse};
