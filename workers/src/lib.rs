@@ -3,10 +3,12 @@
 //! Kafka (client settings, the connection probe, the consumer), decoding and
 //! mapping of messages, the Iceberg catalog on Postgres and its fenced commit,
 //! and the worker runtime that claims pipelines under leases and ingests them
-//! exactly once. Also the pieces the control plane shares with the workers:
-//! configuration, the secret box and the schema migrations.
+//! exactly once; the task queue (`coord::tasks`). Also the pieces the control
+//! plane shares with the workers: configuration, the secret box and the
+//! schema migrations.
 
 pub mod config;
+pub mod coord;
 pub mod iceberg;
 pub mod kafka;
 pub mod mapping;
