@@ -10,7 +10,7 @@ use std::time::Duration;
 use backon::ExponentialBuilder;
 use chrono::{DateTime, Utc};
 use icehouse_workers::coord::tasks::{self, AfterFailure, Enqueued, NewTask, Task, TaskError, TaskLease, TaskState};
-use icehouse_workers::runtime::lease;
+use icehouse_workers::coord::{self, lease};
 use sqlx::postgres::PgListener;
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -29,7 +29,7 @@ async fn worker(pool: &PgPool) -> Uuid {
 
 async fn tenant(pool: &PgPool) -> Uuid {
     let id = Uuid::now_v7();
-    let mut tx = lease::begin_system(pool).await.unwrap();
+    let mut tx = coord::begin_system(pool).await.unwrap();
     sqlx::query("INSERT INTO tenants (id, name) VALUES ($1, $2)")
         .bind(id)
         .bind(id.to_string())
@@ -41,14 +41,14 @@ async fn tenant(pool: &PgPool) -> Uuid {
 }
 
 async fn enqueue(pool: &PgPool, task: NewTask<'_>) -> Enqueued {
-    let mut tx = lease::begin_system(pool).await.unwrap();
+    let mut tx = coord::begin_system(pool).await.unwrap();
     let enqueued = tasks::enqueue(&mut tx, &task).await.unwrap();
     tx.commit().await.unwrap();
     enqueued
 }
 
 async fn get(pool: &PgPool, id: Uuid) -> Task {
-    let mut tx = lease::begin_system(pool).await.unwrap();
+    let mut tx = coord::begin_system(pool).await.unwrap();
     let task = tasks::get(&mut tx, id).await.unwrap().expect("the task exists");
     tx.commit().await.unwrap();
     task
@@ -59,7 +59,7 @@ async fn claim(pool: &PgPool, worker: Uuid, kinds: &[&str], ttl: Duration) -> Ve
 }
 
 async fn complete(pool: &PgPool, lease: &TaskLease) -> Result<(), TaskError> {
-    let mut tx = lease::begin_system(pool).await.unwrap();
+    let mut tx = coord::begin_system(pool).await.unwrap();
     let done = tasks::complete(&mut tx, lease).await;
     tx.commit().await.unwrap();
     done
@@ -71,14 +71,14 @@ async fn fail(
     error: &str,
     backoff: ExponentialBuilder,
 ) -> Result<AfterFailure, TaskError> {
-    let mut tx = lease::begin_system(pool).await.unwrap();
+    let mut tx = coord::begin_system(pool).await.unwrap();
     let after = tasks::fail(&mut tx, lease, error, backoff).await;
     tx.commit().await.unwrap();
     after
 }
 
 async fn holds(pool: &PgPool, lease: &TaskLease) -> bool {
-    let mut tx = lease::begin_system(pool).await.unwrap();
+    let mut tx = coord::begin_system(pool).await.unwrap();
     let held = tasks::check_epoch(&mut tx, lease).await.unwrap();
     tx.rollback().await.unwrap();
     held
@@ -138,7 +138,7 @@ async fn a_due_task_is_claimed_by_one_worker_and_completed_by_it(pool: PgPool) {
 
     // Finished tasks are purged after their age; pending ones never.
     let waiting = enqueue(&pool, NewTask::new("compact", "table-2")).await.task.id;
-    let mut tx = lease::begin_system(&pool).await.unwrap();
+    let mut tx = coord::begin_system(&pool).await.unwrap();
     assert_eq!(tasks::purge_finished(&mut tx, Duration::from_secs(3600)).await.unwrap(), 0, "too young");
     assert_eq!(tasks::purge_finished(&mut tx, Duration::ZERO).await.unwrap(), 1);
     assert_eq!(tasks::get(&mut tx, l.task_id).await.unwrap(), None);
@@ -155,7 +155,7 @@ async fn concurrent_claimers_get_disjoint_tasks_and_skip_locked_ones_without_wai
     }
 
     // Another session holds two of the rows (as a claimer mid-transaction would).
-    let mut blocker = lease::begin_system(&pool).await.unwrap();
+    let mut blocker = coord::begin_system(&pool).await.unwrap();
     sqlx::query("SELECT 1 FROM tasks WHERE id = ANY($1) FOR UPDATE")
         .bind(&ids[..2])
         .execute(&mut *blocker)
@@ -249,7 +249,7 @@ async fn an_expired_lease_is_claimed_again_with_a_higher_epoch_and_the_stale_hol
     assert!(!holds(&pool, &stale).await);
     assert_fenced(complete(&pool, &stale).await, &stale);
     assert_fenced(fail(&pool, &stale, "late", tasks::DEFAULT_BACKOFF).await, &stale);
-    let mut tx = lease::begin_system(&pool).await.unwrap();
+    let mut tx = coord::begin_system(&pool).await.unwrap();
     assert_eq!(tasks::renew(&mut tx, w1, LONG).await.unwrap(), vec![], "the old holder renews nothing");
     tx.commit().await.unwrap();
     assert_eq!(get(&pool, id).await, before, "the stale holder changed nothing");

@@ -77,6 +77,9 @@ impl BatchPolicy {
     }
 }
 
+// The rules take the time as an argument, so the tests move a clock of
+// their own instead of sleeping (tokio's paused time would need its
+// `test-util` feature, and with it a second build of everything on tokio).
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -84,57 +87,67 @@ mod tests {
     const LIMITS: Limits = Limits { max_messages: 1000, max_bytes: 1_000_000 };
     const INTERVAL: Duration = Duration::from_secs(1);
 
-    #[tokio::test(start_paused = true)]
-    async fn a_full_batch_is_due_at_once_by_count_or_by_bytes() {
-        let mut p = BatchPolicy::new(LIMITS, INTERVAL, Instant::now());
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    #[test]
+    fn a_full_batch_is_due_at_once_by_count_or_by_bytes() {
+        let t0 = Instant::now();
+        let mut p = BatchPolicy::new(LIMITS, INTERVAL, t0);
         for _ in 0..999 {
-            assert!(!p.add(10, Instant::now()));
+            assert!(!p.add(10, t0));
         }
-        assert!(p.add(10, Instant::now()), "the 1000th message fills it");
+        assert!(p.add(10, t0), "the 1000th message fills it");
 
-        let mut p = BatchPolicy::new(LIMITS, INTERVAL, Instant::now());
-        assert!(!p.add(999_999, Instant::now()));
-        assert!(p.add(1, Instant::now()), "a million bytes fill it");
+        let mut p = BatchPolicy::new(LIMITS, INTERVAL, t0);
+        assert!(!p.add(999_999, t0));
+        assert!(p.add(1, t0), "a million bytes fill it");
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn a_small_batch_waits_for_its_deadline() {
-        let start = Instant::now();
-        let mut p = BatchPolicy::new(LIMITS, INTERVAL, start);
-        p.add(100, Instant::now());
-        tokio::time::advance(Duration::from_millis(300)).await;
-        p.add(100, Instant::now());
-        assert_eq!(p.due_at(), start + INTERVAL, "a trickle is committed once per interval, not per message");
+    #[test]
+    fn a_small_batch_waits_for_its_deadline() {
+        let t0 = Instant::now();
+        let mut p = BatchPolicy::new(LIMITS, INTERVAL, t0);
+        p.add(100, t0);
+        p.add(100, t0 + ms(300));
+        assert_eq!(p.due_at(), t0 + INTERVAL, "a trickle is committed once per interval, not per message");
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn a_drained_backlog_is_due_after_a_short_silence() {
-        let start = Instant::now();
-        let mut p = BatchPolicy::new(LIMITS, INTERVAL, start);
-        for _ in 0..100 {
-            p.add(10, Instant::now());
+    #[test]
+    fn a_drained_backlog_is_due_after_a_short_silence() {
+        let t0 = Instant::now();
+        let mut p = BatchPolicy::new(LIMITS, INTERVAL, t0);
+        for _ in 0..99 {
+            p.add(10, t0);
         }
-        tokio::time::advance(Duration::from_millis(50)).await;
-        p.add(10, Instant::now());
-        let last = Instant::now();
-        assert_eq!(p.due_at(), last + DRAINED_AFTER, "a tenth of the limit drained: due 200 ms after the last message");
+        assert_eq!(p.due_at(), t0 + INTERVAL, "below a tenth of the limits: only the deadline");
+        p.add(10, t0 + ms(50));
+        assert_eq!(p.due_at(), t0 + ms(50) + DRAINED_AFTER, "a tenth drained: due 200 ms after the last message");
 
         // Still arriving: the due time moves with every message, but never past the deadline.
-        tokio::time::advance(Duration::from_millis(900)).await;
-        p.add(10, Instant::now());
-        assert_eq!(p.due_at(), start + INTERVAL);
+        p.add(10, t0 + ms(950));
+        assert_eq!(p.due_at(), t0 + INTERVAL);
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn a_reset_starts_a_new_interval_from_now() {
-        let mut p = BatchPolicy::new(LIMITS, INTERVAL, Instant::now());
+    #[test]
+    fn big_values_count_like_many_messages() {
+        let t0 = Instant::now();
+        let mut p = BatchPolicy::new(LIMITS, INTERVAL, t0);
+        p.add(100_000, t0 + ms(10));
+        assert_eq!(p.due_at(), t0 + ms(10) + DRAINED_AFTER, "a tenth of the byte budget in one message");
+    }
+
+    #[test]
+    fn a_reset_starts_a_new_interval_from_then() {
+        let t0 = Instant::now();
+        let mut p = BatchPolicy::new(LIMITS, INTERVAL, t0);
         for _ in 0..500 {
-            p.add(10, Instant::now());
+            p.add(10, t0);
         }
-        tokio::time::advance(Duration::from_millis(700)).await;
-        p.reset(Instant::now());
+        p.reset(t0 + ms(700));
         assert!(p.is_empty());
         assert!(!p.is_full());
-        assert_eq!(p.due_at(), Instant::now() + INTERVAL, "an empty batch is only due at its new deadline");
+        assert_eq!(p.due_at(), t0 + ms(700) + INTERVAL, "an empty batch is only due at its new deadline");
     }
 }

@@ -65,41 +65,54 @@ impl KafkaHealth {
     }
 }
 
+// As in `batching`, the tests move their own clock (no tokio test-util).
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[tokio::test(start_paused = true)]
-    async fn the_first_report_fails_the_slice_once_and_names_the_reason() {
-        let mut h = KafkaHealth::new(Instant::now());
-        assert_eq!(h.on_tick(None, Instant::now()), None);
+    fn secs(n: u64) -> Duration {
+        Duration::from_secs(n)
+    }
+
+    #[test]
+    fn the_first_report_fails_the_slice_once_and_names_the_reason() {
+        let t0 = Instant::now();
+        let mut h = KafkaHealth::new(t0);
+        assert_eq!(h.on_tick(None, t0), None);
         assert_eq!(
-            h.on_tick(Some("Connection refused".into()), Instant::now()),
+            h.on_tick(Some("Connection refused".into()), t0 + secs(1)),
             Some(Change::Failing("Kafka: Connection refused".into()))
         );
         assert!(h.is_failing());
-        assert_eq!(h.on_error("timed out".into(), Instant::now()), None, "already failing: not recorded again");
+        assert_eq!(h.on_error("timed out".into(), t0 + secs(2)), None, "already failing: not recorded again");
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn a_message_recovers_at_once() {
-        let mut h = KafkaHealth::new(Instant::now());
-        h.on_error("Broker transport failure".into(), Instant::now());
+    #[test]
+    fn a_message_recovers_at_once() {
+        let t0 = Instant::now();
+        let mut h = KafkaHealth::new(t0);
+        h.on_error("Broker transport failure".into(), t0);
         assert_eq!(h.on_message(), Some(Change::Recovered));
         assert_eq!(h.on_message(), None, "recovery is recorded once");
         assert!(!h.is_failing());
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn an_idle_topic_recovers_after_a_quiet_spell_that_reports_restart() {
-        let mut h = KafkaHealth::new(Instant::now());
-        h.on_tick(Some("Connection refused".into()), Instant::now());
-        tokio::time::advance(Duration::from_secs(10)).await;
-        assert_eq!(h.on_tick(Some("Connection refused".into()), Instant::now()), None, "still down");
-        tokio::time::advance(Duration::from_secs(14)).await;
-        assert_eq!(h.on_tick(None, Instant::now()), None, "14 s since the last report is not quiet enough");
-        tokio::time::advance(Duration::from_secs(2)).await;
-        assert_eq!(h.on_tick(None, Instant::now()), Some(Change::Recovered));
-        assert_eq!(h.on_tick(None, Instant::now()), None);
+    #[test]
+    fn an_idle_topic_recovers_after_a_quiet_spell_that_reports_restart() {
+        let t0 = Instant::now();
+        let mut h = KafkaHealth::new(t0);
+        h.on_tick(Some("Connection refused".into()), t0);
+        assert_eq!(h.on_tick(Some("Connection refused".into()), t0 + secs(10)), None, "still down");
+        assert_eq!(h.on_tick(None, t0 + secs(24)), None, "14 s since the last report is not quiet enough");
+        assert_eq!(h.on_tick(None, t0 + secs(26)), Some(Change::Recovered));
+        assert_eq!(h.on_tick(None, t0 + secs(27)), None);
+    }
+
+    #[test]
+    fn a_healthy_slice_stays_quiet() {
+        let t0 = Instant::now();
+        let mut h = KafkaHealth::new(t0);
+        assert_eq!(h.on_message(), None);
+        assert_eq!(h.on_tick(None, t0 + secs(60)), None);
     }
 }
