@@ -212,4 +212,23 @@ mod tests {
         let none = DemoStream { bad_every: 0, ..s };
         assert!((0..100).all(|i| none.message(i).2 == Kind::Good));
     }
+
+    /// The suggestion's corpus holds the demo topic's first 100 messages as
+    /// demo-producer writes them by default: keep the two in step.
+    #[test]
+    fn the_suggestion_corpus_has_the_demo_topic_as_written() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../workers/tests/suggest_corpus/demo_topic.json");
+        let case: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let stream =
+            DemoStream { seed: 42, start: "2026-11-20T09:00:00Z".parse().unwrap(), spacing_ms: 250, bad_every: 40 };
+        let (mut objects, mut cut) = (Vec::new(), Vec::new());
+        for i in 0..100 {
+            match stream.message(i) {
+                (_, value, Kind::InvalidJson) => cut.push(Value::from(String::from_utf8(value).unwrap())),
+                (_, value, _) => objects.push(serde_json::from_slice::<Value>(&value).unwrap()),
+            }
+        }
+        assert_eq!(case["messages"], Value::from(objects));
+        assert_eq!(case["texts"], Value::from(cut));
+    }
 }

@@ -41,7 +41,9 @@
 //!      `#mapping-row-<i>` (0-based) with inputs `.col-name`, `.col-type`,
 //!      `.col-path`, `.col-nullable`, `.col-format` (temporal types only),
 //!      `.col-example`, `.col-remove` (ids `#mapping-<i>-name|type|path|
-//!      nullable|format|remove`), `#mapping-add`, `#partition-transform`
+//!      nullable|format|remove`), `.col-misfits` (`#mapping-<i>-misfits`,
+//!      while the type is the suggested one and some samples do not fit
+//!      it), `#mapping-add`, `#partition-transform`
 //!      (`""`, `hour`, `day`, `month`, `year`), `#partition-column`,
 //!      `#mapping-misfits`, `#sample-messages` with `#sample-message-<i>`
 //!      (`.message`, class `misfit` plus `.message-problem` when it does not

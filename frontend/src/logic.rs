@@ -284,6 +284,20 @@ pub fn pretty_value(raw: &str) -> String {
     out
 }
 
+/// Beside a suggested column whose type most but not all sampled messages
+/// fit: how many do not, the first value that does not, and where they go.
+/// `None` when every message fits.
+pub fn misfit_note(misfits: u32, sampled: usize, column_type: &str, example: Option<&str>) -> Option<String> {
+    if misfits == 0 {
+        return None;
+    }
+    let (verb, they) = if misfits == 1 { ("doesn't", "it") } else { ("don't", "they") };
+    let example = example.map(|e| format!(" (e.g. {e})")).unwrap_or_default();
+    Some(format!(
+        "{misfits} of {sampled} samples {verb} fit {column_type}{example}; {they} will go to the dead-letter table."
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -410,5 +424,18 @@ mod tests {
         );
         let value: serde_json::Value = serde_json::from_str(raw).unwrap();
         assert_eq!(serde_json::from_str::<serde_json::Value>(&pretty_value(raw)).unwrap(), value);
+    }
+
+    #[test]
+    fn misfit_notes() {
+        assert_eq!(misfit_note(0, 100, "long", None), None);
+        assert_eq!(
+            misfit_note(1, 100, "int", Some("\"three\"")).unwrap(),
+            "1 of 100 samples doesn't fit int (e.g. \"three\"); it will go to the dead-letter table."
+        );
+        assert_eq!(
+            misfit_note(4, 99, "timestamptz", None).unwrap(),
+            "4 of 99 samples don't fit timestamptz; they will go to the dead-letter table."
+        );
     }
 }

@@ -68,6 +68,16 @@ pub struct SuggestedColumn {
     /// A value seen at the path, as JSON text, for showing beside the column.
     #[serde(default)]
     pub example: Option<String>,
+    /// How many sampled messages have a value at the path that does not fit
+    /// the suggested type: with this column they go to the dead-letter table.
+    /// Not 0 only where nearly all samples (95 % or more, nulls not counted)
+    /// agree on a type and the rest do not; without such a majority the
+    /// column is `string`, which every value fits.
+    #[serde(default)]
+    pub misfits: u32,
+    /// The first value that does not fit, as JSON text, cut to 80 characters.
+    #[serde(default)]
+    pub misfit_example: Option<String>,
 }
 
 impl crate::Validate for SampleRequest {

@@ -7,9 +7,13 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use icehouse_api::pagination::{ListParams, Page};
-use icehouse_api::pipelines::{CreatePipelineRequest, DesiredState, Pipeline, UpdatePipelineRequest};
+use icehouse_api::pipelines::{
+    CreatePipelineRequest, DesiredState, Mapping, PartitionField, Pipeline, UpdatePipelineRequest,
+};
 use icehouse_api::status::{MinuteBucket, PartitionStatus, PipelineState, PipelineStatus};
-use icehouse_api::{ConnectionId, PipelineId, Problem, Role};
+use icehouse_api::{ConnectionId, DestinationId, FieldError, PipelineId, Problem, Role};
+use icehouse_workers::iceberg::{self as ice, LoadedTable};
+use icehouse_workers::mapping::{partition_difference, schema_differences, table_schema};
 use sqlx::types::Json as SqlJson;
 
 use crate::auth::RequestContext;
@@ -59,10 +63,10 @@ pub async fn create(
     let destination = db::destinations::get(&mut tx, ctx.tenant_id, req.destination_id, false).await?;
     let mut missing = Vec::new();
     if connection.is_none() {
-        missing.push(icehouse_api::FieldError::new("connection_id", "no such connection"));
+        missing.push(FieldError::new("connection_id", "no such connection"));
     }
     let Some(destination) = destination else {
-        missing.push(icehouse_api::FieldError::new("destination_id", "no such destination"));
+        missing.push(FieldError::new("destination_id", "no such destination"));
         return Err(ApiError::Validation(missing));
     };
     if !missing.is_empty() {
@@ -90,7 +94,7 @@ pub async fn create(
     // The table and its dead-letter table exist from the start, so readers and
     // the tables page see them before the first message arrives.
     if let Some(warehouse) = super::tables::warehouse(&destination, &state.secrets) {
-        icehouse_workers::iceberg::create_pipeline_tables(
+        let (table, _) = icehouse_workers::iceberg::create_pipeline_tables(
             &mut tx,
             &warehouse,
             &pipeline.namespace,
@@ -100,6 +104,8 @@ pub async fn create(
         )
         .await
         .map_err(|e| ApiError::field("destination_id", format!("cannot create the table in this warehouse: {e:#}")))?;
+        // A table that already exists (left by a deleted pipeline) is reused as it is.
+        check_fits(&table, &pipeline.mapping, Some(&pipeline.partition_by))?;
     }
     db::pipelines::insert_lease(&mut tx, ctx.tenant_id, pipeline.id, pipeline.desired_state == DesiredState::Paused)
         .await?;
@@ -143,18 +149,14 @@ pub async fn update(
     ApiJson(req): ApiJson<UpdatePipelineRequest>,
 ) -> ApiResult<Json<Pipeline>> {
     ctx.require(Role::Editor)?;
+    if let Some(mapping) = &req.mapping {
+        check_new_mapping(&state, &ctx, id, mapping).await?;
+    }
     change(&state, &ctx, id, "pipeline.update", |row| {
         if let Some(name) = req.name {
             row.name = name;
         }
         if let Some(mapping) = req.mapping {
-            let partitioned = row.partition_by.0.iter().find(|p| !mapping.columns.iter().any(|c| c.name == p.column));
-            if let Some(p) = partitioned {
-                return Err(ApiError::field(
-                    "mapping.columns",
-                    format!("the table is partitioned by `{}`, which the mapping must keep", p.column),
-                ));
-            }
             row.mapping = SqlJson(mapping);
         }
         if let Some(ms) = req.flush_interval_ms {
@@ -230,6 +232,69 @@ async fn set_state(
     })
     .await
     .map(Json)
+}
+
+/// A new mapping keeps the partition columns and fits the table as it is.
+/// The table a pipeline writes to never changes (destination, namespace and
+/// table name are fixed once created), so this may read it before the update
+/// locks the row.
+async fn check_new_mapping(state: &AppState, ctx: &RequestContext, id: PipelineId, mapping: &Mapping) -> ApiResult<()> {
+    let mut tx = db::begin_tenant(&state.pool, ctx.tenant_id).await?;
+    let row = db::pipelines::get(&mut tx, ctx.tenant_id, id, false).await?.ok_or(ApiError::NotFound("pipeline"))?;
+    if let Some(p) = row.partition_by.0.iter().find(|p| !mapping.columns.iter().any(|c| c.name == p.column)) {
+        return Err(ApiError::field(
+            "mapping.columns",
+            format!("the table is partitioned by `{}`, which the mapping must keep", p.column),
+        ));
+    }
+    let destination =
+        db::destinations::get(&mut tx, ctx.tenant_id, DestinationId::from_uuid(row.destination_id), false)
+            .await?
+            .ok_or(ApiError::NotFound("destination"))?;
+    // A warehouse that cannot be opened has no table to compare with (and no
+    // worker can run on it either); a table not created yet will be made from
+    // the new mapping.
+    let table = match super::tables::warehouse(&destination, &state.secrets) {
+        Some(wh) => ice::load_table(&mut tx, &wh, &row.namespace, &row.table_name).await.map_err(ApiError::internal)?,
+        None => None,
+    };
+    tx.commit().await?;
+    match table {
+        Some(table) => check_fits(&table, mapping, None),
+        None => Ok(()),
+    }
+}
+
+/// Refuses a mapping (and, on create, a partitioning) the existing table
+/// cannot take as it is: until schema evolution exists, a worker would fail
+/// on it and restart forever. A change of paths or timestamp formats only
+/// leaves the schema as it is, so it passes.
+fn check_fits(table: &LoadedTable, mapping: &Mapping, partition_by: Option<&[PartitionField]>) -> ApiResult<()> {
+    let name = format!("{}.{}", table.namespace, table.name);
+    let current = table.metadata.current_schema();
+    let wanted = table_schema(mapping).map_err(|e| ApiError::field("mapping", format!("{e:#}")))?;
+    let mut errors = Vec::new();
+    let differences = schema_differences(current, &wanted);
+    if !differences.is_empty() {
+        let list: Vec<String> = differences.iter().map(ToString::to_string).collect();
+        errors.push(FieldError::new(
+            "mapping",
+            format!(
+                "does not match the existing table `{name}`, and changing a table's schema is not supported yet: {}",
+                list.join("; ")
+            ),
+        ));
+    }
+    let spec = table.metadata.default_partition_spec();
+    if let Some(difference) = partition_by.and_then(|p| partition_difference(current, spec, p)) {
+        errors
+            .push(FieldError::new("partition_by", format!("does not match the existing table `{name}`: {difference}")));
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::Validation(errors))
+    }
 }
 
 /// Loads the pipeline locked, applies `edit`, stores and audits it.

@@ -7,6 +7,7 @@ mod bad_input;
 mod helpers;
 mod kafka;
 mod openapi;
+mod pipeline_tables;
 mod roles;
 mod secrets;
 mod tenancy;

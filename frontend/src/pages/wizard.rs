@@ -29,8 +29,8 @@ use leptos_router::hooks::use_navigate;
 use crate::api::{self, seg, ApiError};
 use crate::components::{FieldErrors, FormError, LoadError, Loading, Session};
 use crate::logic::{
-    failure_headline, field_matches, group_digits, is_s3_uri, is_time_partitionable, parse_bootstrap, pretty_value,
-    sanitize_identifier, WizardStep, COMMON_TYPES,
+    failure_headline, field_matches, group_digits, is_s3_uri, is_time_partitionable, misfit_note, parse_bootstrap,
+    pretty_value, sanitize_identifier, WizardStep, COMMON_TYPES,
 };
 
 const NEW: &str = "new";
@@ -46,6 +46,9 @@ struct ColRow {
     /// "" (ISO-8601) or a `TimestampFormat` in snake case.
     ts_format: RwSignal<String>,
     example: Option<String>,
+    /// The suggested type and what does not fit it; shown while the type is
+    /// still the suggested one.
+    misfits: Option<(String, String)>,
 }
 
 impl ColRow {
@@ -286,10 +289,18 @@ impl W {
         }
     }
 
-    /// Replaces the columns by a suggestion.
-    fn set_rows(&self, suggestion: Vec<SuggestedColumn>) {
-        let rows =
-            self.owner.get_value().with(|| suggestion.into_iter().map(|s| self.row(s.column, s.example)).collect());
+    /// Replaces the columns by a suggestion made from `sampled` messages.
+    fn set_rows(&self, suggestion: Vec<SuggestedColumn>, sampled: usize) {
+        let rows = self.owner.get_value().with(|| {
+            suggestion
+                .into_iter()
+                .map(|s| {
+                    let note = misfit_note(s.misfits, sampled, &s.column.column_type, s.misfit_example.as_deref());
+                    let misfits = note.map(|note| (s.column.column_type.clone(), note));
+                    self.row(s.column, s.example, misfits)
+                })
+                .collect()
+        });
         self.rows.set(rows);
         // A partition column that is gone is dropped.
         let part = self.part_column.get_untracked();
@@ -299,7 +310,7 @@ impl W {
         }
     }
 
-    fn row(&self, c: ColumnMapping, example: Option<String>) -> ColRow {
+    fn row(&self, c: ColumnMapping, example: Option<String>, misfits: Option<(String, String)>) -> ColRow {
         let key = self.next_key.get_value();
         self.next_key.set_value(key + 1);
         ColRow {
@@ -310,6 +321,7 @@ impl W {
             nullable: RwSignal::new(c.nullable),
             ts_format: RwSignal::new(ts_format_str(c.timestamp_format).into()),
             example,
+            misfits,
         }
     }
 
@@ -323,6 +335,7 @@ impl W {
                     nullable: true,
                     timestamp_format: None,
                 },
+                None,
                 None,
             )
         });
@@ -354,7 +367,8 @@ impl W {
                         self.topic.get_untracked().unwrap_or_default(),
                         nested,
                     )));
-                    self.set_rows(std::mem::take(&mut resp.suggestion));
+                    let sampled = resp.messages.len();
+                    self.set_rows(std::mem::take(&mut resp.suggestion), sampled);
                     self.sample.set(Some(resp));
                 }
                 Err(e) => self.sample_error.set(Some(e)),
@@ -1190,6 +1204,13 @@ fn ColumnTable(w: W) -> impl IntoView {
                             })
                         };
                         let temporal = move || is_time_partitionable(&row.ty.get(), false);
+                        let misfits = row.misfits.clone();
+                        let misfit_note = move || {
+                            misfits
+                                .as_ref()
+                                .filter(|(suggested, _)| row.ty.get().trim() == suggested.as_str())
+                                .map(|(_, note)| view! { <p class="col-misfits warning" id=id("misfits")>{note.clone()}</p> })
+                        };
                         view! {
                             <tr id=move || format!("mapping-row-{}", i()) class:invalid=row_errors>
                                 <td>
@@ -1201,6 +1222,7 @@ fn ColumnTable(w: W) -> impl IntoView {
                                     <label class="sr-only" for=move || id("type")>{move || format!("Type of column {}", i() + 1)}</label>
                                     <input id=move || id("type") class="col-type" type="text" on:input=move |_| clear_field(w.pipe_error, &format!("mapping.columns[{}].type", i())) list="iceberg-types" spellcheck="false" bind:value=row.ty />
                                     {errs("type")}
+                                    {misfit_note}
                                     <Show when=temporal>
                                         <label class="sr-only" for=move || id("format")>{move || format!("Time format of column {}", i() + 1)}</label>
                                         <select

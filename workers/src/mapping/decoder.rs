@@ -139,6 +139,23 @@ impl RowDecoder {
         Ok(())
     }
 
+    /// The columns the JSON object `text` does not fit, by index, each with
+    /// the value at its path: what [`push`](Self::push) would reject the
+    /// message for, every column instead of the first. Appends nothing.
+    /// `Err` when `text` is not a JSON object.
+    pub(crate) fn misfits<'a>(&self, text: &'a str) -> Result<Vec<(usize, Option<&'a RawValue>)>, String> {
+        let mut slots = vec![None; self.columns.len()];
+        self.paths.resolve(text, &mut slots)?;
+        Ok(self
+            .columns
+            .iter()
+            .zip(slots)
+            .enumerate()
+            .filter(|(_, (column, raw))| column.convert(*raw).is_err())
+            .map(|(i, (_, raw))| (i, raw))
+            .collect())
+    }
+
     /// Rows appended since the last [`finish`](Self::finish).
     pub fn len(&self) -> usize {
         self.rows

@@ -66,7 +66,7 @@ pub mod suggest;
 
 pub use dead_letter::DeadLetterBuilder;
 pub use decoder::RowDecoder;
-pub use schema::{dead_letter_schema, table_schema};
+pub use schema::{dead_letter_schema, partition_difference, schema_differences, table_schema, SchemaDifference};
 
 /// One Kafka message, owned: the consumer copies it out of the client's buffer.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

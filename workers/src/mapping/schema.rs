@@ -1,10 +1,16 @@
-//! The Iceberg schema of a pipeline's table and of every dead-letter table.
+//! The Iceberg schema of a pipeline's table and of every dead-letter table,
+//! and how an existing table differs from what a mapping stands for: until
+//! schema evolution exists, a mapping whose schema is not the table's cannot
+//! run (the decoder refuses the table's Arrow schema), so the control plane
+//! refuses it up front with these differences.
 
 use std::sync::Arc;
 
 use anyhow::{bail, Context};
-use iceberg::spec::{ListType, MapType, NestedField, NestedFieldRef, PrimitiveType, Schema, StructType, Type};
-use icehouse_api::pipelines::{IcebergType, Mapping};
+use iceberg::spec::{
+    ListType, MapType, NestedField, NestedFieldRef, PartitionSpec, PrimitiveType, Schema, StructType, Transform, Type,
+};
+use icehouse_api::pipelines::{IcebergType, Mapping, PartitionField, PartitionTransform};
 
 /// The schema a mapping stands for: one top-level field per column, in order.
 ///
@@ -114,6 +120,177 @@ fn iceberg_type(ty: &IcebergType, next_id: &mut i32) -> Type {
             Type::Struct(StructType::new(struct_fields(&fields, next_id)))
         }
     }
+}
+
+/// One way a table's schema is not the one a mapping stands for. Columns are
+/// named by their path in the schema: `customer.address.zip` for a struct
+/// field, `tags.element` for a list's elements, `attrs.key` / `attrs.value`
+/// for a map's (Iceberg's own names for them).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SchemaDifference {
+    /// The mapping has the column, the table does not.
+    NotInTable {
+        column: String,
+    },
+    /// The table has the column, the mapping does not.
+    NotInMapping {
+        column: String,
+    },
+    /// Types in the mapping's syntax (`long`, `list<string>`, `struct<a:int>`).
+    Type {
+        column: String,
+        table: String,
+        mapping: String,
+    },
+    Nullability {
+        column: String,
+        table_required: bool,
+    },
+    /// The same columns (or struct fields) in another order: the decoder
+    /// writes columns by position, so order counts. `table` is the table's order.
+    Order {
+        parent: Option<String>,
+        table: Vec<String>,
+    },
+}
+
+impl std::fmt::Display for SchemaDifference {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let required = |yes: bool| if yes { "required" } else { "nullable" };
+        match self {
+            SchemaDifference::NotInTable { column } => write!(f, "column `{column}` is not in the table"),
+            SchemaDifference::NotInMapping { column } => {
+                write!(f, "the table's column `{column}` is not in the mapping")
+            }
+            SchemaDifference::Type { column, table, mapping } => {
+                write!(f, "column `{column}`: table has {table}, mapping gives {mapping}")
+            }
+            SchemaDifference::Nullability { column, table_required } => write!(
+                f,
+                "column `{column}`: table has {}, mapping gives {}",
+                required(*table_required),
+                required(!*table_required)
+            ),
+            SchemaDifference::Order { parent: None, table } => {
+                write!(f, "the columns are in another order than the table's ({})", table.join(", "))
+            }
+            SchemaDifference::Order { parent: Some(parent), table } => {
+                write!(f, "the fields of `{parent}` are in another order than the table's ({})", table.join(", "))
+            }
+        }
+    }
+}
+
+/// How `table` (a table's current schema, read from its metadata) differs
+/// from `mapping` (what [`table_schema`] makes of a mapping), column by
+/// column: missing and extra columns, types, nullability, nesting and order.
+/// Field ids are not compared: the decoder takes them from the table. Empty
+/// when the mapping can write to the table as it is.
+pub fn schema_differences(table: &Schema, mapping: &Schema) -> Vec<SchemaDifference> {
+    let mut out = Vec::new();
+    compare_fields(None, table.as_struct().fields(), mapping.as_struct().fields(), &mut out);
+    out
+}
+
+fn compare_fields(
+    parent: Option<&str>,
+    table: &[NestedFieldRef],
+    mapping: &[NestedFieldRef],
+    out: &mut Vec<SchemaDifference>,
+) {
+    let path = |name: &str| parent.map_or_else(|| name.to_string(), |p| format!("{p}.{name}"));
+    let mut same_names = table.len() == mapping.len();
+    for wanted in mapping {
+        match table.iter().find(|t| t.name == wanted.name) {
+            Some(have) => compare_field(&path(&wanted.name), have, wanted, out),
+            None => {
+                same_names = false;
+                out.push(SchemaDifference::NotInTable { column: path(&wanted.name) });
+            }
+        }
+    }
+    for have in table {
+        if !mapping.iter().any(|m| m.name == have.name) {
+            out.push(SchemaDifference::NotInMapping { column: path(&have.name) });
+        }
+    }
+    if same_names && table.iter().zip(mapping).any(|(t, m)| t.name != m.name) {
+        let table = table.iter().map(|f| f.name.clone()).collect();
+        out.push(SchemaDifference::Order { parent: parent.map(str::to_string), table });
+    }
+}
+
+fn compare_field(path: &str, table: &NestedField, mapping: &NestedField, out: &mut Vec<SchemaDifference>) {
+    if table.required != mapping.required {
+        out.push(SchemaDifference::Nullability { column: path.to_string(), table_required: table.required });
+    }
+    match (table.field_type.as_ref(), mapping.field_type.as_ref()) {
+        (Type::Primitive(t), Type::Primitive(m)) if t == m => {}
+        (Type::Struct(t), Type::Struct(m)) => compare_fields(Some(path), t.fields(), m.fields(), out),
+        (Type::List(t), Type::List(m)) => {
+            compare_field(&format!("{path}.element"), &t.element_field, &m.element_field, out)
+        }
+        (Type::Map(t), Type::Map(m)) => {
+            compare_field(&format!("{path}.key"), &t.key_field, &m.key_field, out);
+            compare_field(&format!("{path}.value"), &t.value_field, &m.value_field, out);
+        }
+        (t, m) => {
+            out.push(SchemaDifference::Type { column: path.to_string(), table: type_text(t), mapping: type_text(m) })
+        }
+    }
+}
+
+/// A type as a mapping writes it; iceberg-rust's own `Display` prints
+/// nested types without their contents (`list`, `struct<int>`).
+fn type_text(ty: &Type) -> String {
+    match ty {
+        Type::Primitive(PrimitiveType::Decimal { precision, scale }) => format!("decimal({precision},{scale})"),
+        Type::Primitive(p) => p.to_string(),
+        Type::List(l) => format!("list<{}>", type_text(&l.element_field.field_type)),
+        Type::Map(m) => format!("map<{},{}>", type_text(&m.key_field.field_type), type_text(&m.value_field.field_type)),
+        Type::Struct(s) => {
+            let fields: Vec<String> =
+                s.fields().iter().map(|f| format!("{}:{}", f.name, type_text(&f.field_type))).collect();
+            format!("struct<{}>", fields.join(","))
+        }
+    }
+}
+
+/// How a table's partition spec differs from `partition_by`, e.g.
+/// "the table is partitioned by day(placed_at), the pipeline asks for
+/// hour(placed_at)"; `None` when they agree. Fields are compared by source
+/// column name and transform, in order.
+pub fn partition_difference(schema: &Schema, spec: &PartitionSpec, partition_by: &[PartitionField]) -> Option<String> {
+    let table: Vec<String> = spec
+        .fields()
+        .iter()
+        .map(|f| {
+            let column = schema.name_by_field_id(f.source_id).unwrap_or("?");
+            match f.transform {
+                Transform::Identity => column.to_string(),
+                transform => format!("{transform}({column})"),
+            }
+        })
+        .collect();
+    let wanted: Vec<String> = partition_by
+        .iter()
+        .map(|p| {
+            let transform = match p.transform {
+                PartitionTransform::Identity => return p.column.clone(),
+                PartitionTransform::Year => "year",
+                PartitionTransform::Month => "month",
+                PartitionTransform::Day => "day",
+                PartitionTransform::Hour => "hour",
+            };
+            format!("{transform}({})", p.column)
+        })
+        .collect();
+    (table != wanted).then(|| {
+        let table =
+            if table.is_empty() { "not partitioned".into() } else { format!("partitioned by {}", table.join(", ")) };
+        let wanted = if wanted.is_empty() { "no partitioning".into() } else { wanted.join(", ") };
+        format!("the table is {table}, the pipeline asks for {wanted}")
+    })
 }
 
 #[cfg(test)]
@@ -306,6 +483,128 @@ mod tests {
         let Type::Map(headers) = schema.field_by_id(7).unwrap().field_type.as_ref() else { panic!("headers is a map") };
         assert_eq!(*headers.key_field, NestedField::map_key_element(13, prim(PrimitiveType::String)));
         assert_eq!(*headers.value_field, NestedField::map_value_element(14, prim(PrimitiveType::Binary), false));
+    }
+
+    fn orders(columns: &[(&str, &str, bool)]) -> Schema {
+        let columns = columns.iter().map(|(name, ty, nullable)| column(name, ty, &format!("$.{name}"), *nullable));
+        table_schema(&Mapping { columns: columns.collect() }).unwrap()
+    }
+
+    fn differences(table: &Schema, mapping: &Schema) -> String {
+        schema_differences(table, mapping).iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+    }
+
+    #[test]
+    fn the_same_schema_has_no_differences_whatever_the_paths_formats_and_ids() {
+        let schema = table_schema(&every_type()).unwrap();
+        assert_eq!(schema_differences(&schema, &schema), vec![]);
+        // Paths and timestamp formats are not in the schema at all.
+        let mut moved = every_type();
+        for c in &mut moved.columns {
+            c.path = format!("$.moved.{}", c.name);
+        }
+        moved.columns[10].timestamp_format = Some(TimestampFormat::EpochMillis);
+        assert_eq!(schema_differences(&schema, &table_schema(&moved).unwrap()), vec![]);
+        // A table whose ids were assigned otherwise (say, by another engine).
+        let other_ids = Schema::builder()
+            .with_fields(vec![
+                Arc::new(NestedField::required(7, "id", prim(PrimitiveType::Long))),
+                Arc::new(NestedField::optional(
+                    3,
+                    "tags",
+                    Type::List(ListType::new(Arc::new(NestedField::list_element(
+                        9,
+                        prim(PrimitiveType::String),
+                        false,
+                    )))),
+                )),
+            ])
+            .build()
+            .unwrap();
+        let mapping = orders(&[("id", "long", false), ("tags", "list<string>", true)]);
+        assert_eq!(schema_differences(&other_ids, &mapping), vec![]);
+    }
+
+    #[test]
+    fn columns_that_differ_are_named_with_both_sides() {
+        let table = orders(&[("id", "long", false), ("qty", "long", true), ("price", "decimal(10,2)", true)]);
+        let mapping = orders(&[
+            ("id", "long", true),
+            ("qty", "string", true),
+            ("price", "decimal(12,2)", true),
+            ("note", "string", true),
+        ]);
+        assert_eq!(
+            differences(&table, &mapping),
+            "column `id`: table has required, mapping gives nullable; \
+             column `qty`: table has long, mapping gives string; \
+             column `price`: table has decimal(10,2), mapping gives decimal(12,2); \
+             column `note` is not in the table"
+        );
+        let fewer = orders(&[("id", "long", false), ("qty", "long", true)]);
+        assert_eq!(differences(&table, &fewer), "the table's column `price` is not in the mapping");
+        let renamed = orders(&[("id", "long", false), ("quantity", "long", true), ("price", "decimal(10,2)", true)]);
+        assert_eq!(
+            differences(&table, &renamed),
+            "column `quantity` is not in the table; the table's column `qty` is not in the mapping"
+        );
+    }
+
+    #[test]
+    fn order_counts_because_the_decoder_writes_by_position() {
+        let table = orders(&[("id", "long", false), ("qty", "long", true)]);
+        let swapped = orders(&[("qty", "long", true), ("id", "long", false)]);
+        assert_eq!(differences(&table, &swapped), "the columns are in another order than the table's (id, qty)");
+        let table = orders(&[("c", "struct<a:int,b:string>", true)]);
+        let swapped = orders(&[("c", "struct<b:string,a:int>", true)]);
+        assert_eq!(differences(&table, &swapped), "the fields of `c` are in another order than the table's (a, b)");
+    }
+
+    #[test]
+    fn nested_differences_name_the_nested_field() {
+        let table = orders(&[
+            ("customer", "struct<id:uuid,address:struct<city:string,zip:int>>", true),
+            ("tags", "list<string>", true),
+            ("attrs", "map<string,long>", true),
+            ("items", "list<struct<sku:string>>", true),
+            ("when", "timestamptz", true),
+        ]);
+        let mapping = orders(&[
+            ("customer", "struct<id:uuid,address:struct<city:string,zip:string,street:string>>", true),
+            ("tags", "list<long>", true),
+            ("attrs", "map<string,double>", true),
+            ("items", "list<string>", true),
+            ("when", "struct<at:timestamptz>", true),
+        ]);
+        assert_eq!(
+            differences(&table, &mapping),
+            "column `customer.address.zip`: table has int, mapping gives string; \
+             column `customer.address.street` is not in the table; \
+             column `tags.element`: table has string, mapping gives long; \
+             column `attrs.value`: table has long, mapping gives double; \
+             column `items.element`: table has struct<sku:string>, mapping gives string; \
+             column `when`: table has timestamptz, mapping gives struct<at:timestamptz>"
+        );
+    }
+
+    #[test]
+    fn partition_specs_compare_by_column_and_transform() {
+        let schema = orders(&[("id", "long", false), ("placed_at", "timestamptz", true), ("city", "string", true)]);
+        let spec = |fields: &[(&str, Transform)]| {
+            crate::iceberg::partition_by(&schema, fields).unwrap().bind(schema.clone()).unwrap()
+        };
+        let field = |column: &str, transform| PartitionField { column: column.into(), transform };
+        let day = spec(&[("placed_at", Transform::Day), ("city", Transform::Identity)]);
+        let same = [field("placed_at", PartitionTransform::Day), field("city", PartitionTransform::Identity)];
+        assert_eq!(partition_difference(&schema, &day, &same), None);
+        assert_eq!(
+            partition_difference(&schema, &day, &[field("placed_at", PartitionTransform::Hour)]).unwrap(),
+            "the table is partitioned by day(placed_at), city, the pipeline asks for hour(placed_at)"
+        );
+        assert_eq!(
+            partition_difference(&schema, &spec(&[]), &same[1..]).unwrap(),
+            "the table is not partitioned, the pipeline asks for city"
+        );
     }
 
     #[test]

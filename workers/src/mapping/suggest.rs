@@ -19,7 +19,22 @@
 //! | strings, all hyphenated UUIDs | `uuid` |
 //! | arrays | `list<T>` of the elements' widened type (`list<string>` when no element was seen) |
 //! | objects | [`NestedMode::Flatten`]: a column per field, `a_b` at `$.a.b`; [`NestedMode::Struct`]: `struct<…>` (inside lists always) |
-//! | only nulls, or a mix of kinds | `string`: the decoder keeps any JSON value as its text |
+//! | only nulls, or a mix of kinds | `string`: the decoder keeps any JSON value as its text, unless one kind is a clear majority (below) |
+//!
+//! # A clear majority
+//!
+//! Where the kinds seen conflict so that the table above gives `string` (a
+//! mix of kinds, or strings of different forms), but at least 95 % of the
+//! values (nulls not counted) are of one kind, that kind's type is suggested
+//! instead: booleans, numbers (widened among themselves as above, epochs
+//! included), timestamps, dates or UUIDs of one form, or arrays. The rest
+//! are the column's misfits: each [`SuggestedColumn`] counts the sampled
+//! messages whose value does not fit its type (the ones the decoder sends to
+//! the dead-letter table), found by running the real decoder over the
+//! samples, and shows the first such value. Objects are never a majority: a
+//! flattened column would silently read a non-object as null instead of
+//! rejecting it. Inside lists the kinds are of elements, not of messages, so
+//! a mix there stays `string`.
 //!
 //! Epoch timestamps are only suggested for columns: a column's
 //! `timestamp_format` does not reach into structs and lists, where numbers stay
@@ -39,13 +54,14 @@ use std::collections::{HashMap, HashSet};
 use std::fmt;
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime};
-use icehouse_api::pipelines::{ColumnMapping, IcebergType, TimestampFormat, MAX_COLUMNS};
+use icehouse_api::pipelines::{ColumnMapping, IcebergType, Mapping, TimestampFormat, MAX_COLUMNS};
 use icehouse_api::sample::{NestedMode, SuggestedColumn};
 use icehouse_api::validate::is_identifier;
 use serde::de::{Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
 use super::json::Key;
+use super::{table_schema, RowDecoder};
 
 /// Values nested deeper than this are not looked into (their column is `string`).
 const MAX_DEPTH: usize = 16;
@@ -55,6 +71,9 @@ const MAX_PATH_LEN: usize = 1024;
 const MAX_NAME_LEN: usize = 128;
 /// How much of a value an example shows.
 const EXAMPLE_CHARS: usize = 80;
+/// The share of values (in percent, nulls not counted) one kind needs to
+/// decide a column's type over the others.
+const MAJORITY_PERCENT: usize = 95;
 
 /// Suggests the columns of a mapping for messages like `values` (raw Kafka
 /// message values; those that are not a JSON object are ignored).
@@ -62,18 +81,20 @@ const EXAMPLE_CHARS: usize = 80;
 /// The same values always give the same suggestion; columns come in the order
 /// their keys were first seen. Every column is accepted by
 /// [`validate_mapping`](icehouse_api::pipelines::validate_mapping), and every
-/// object among `values` decodes with the suggested mapping.
+/// object among `values` decodes with the suggested mapping, except the
+/// misfits each column counts.
 pub fn suggest(values: &[&[u8]], mode: NestedMode) -> Vec<SuggestedColumn> {
     let mut root = Object::default();
-    let mut samples = 0;
+    let mut objects = Vec::new();
     for value in values {
         let Some(members) = read_object(value) else { continue };
-        samples += 1;
+        // `read_object` took it as UTF-8 already.
+        objects.push(std::str::from_utf8(value).unwrap_or_default());
         for (key, value) in members {
             root.field(key).observe(&value);
         }
     }
-    let mut columns = Columns { mode, samples, out: Vec::new() };
+    let mut columns = Columns { mode, samples: objects.len(), out: Vec::new() };
     for (key, shape) in &root.fields {
         if let Some(path) = child_path("$", key) {
             columns.node(shape, segment(key), path);
@@ -82,7 +103,39 @@ pub fn suggest(values: &[&[u8]], mode: NestedMode) -> Vec<SuggestedColumn> {
     let mut out = columns.out;
     out.truncate(MAX_COLUMNS);
     unique_names(&mut out);
+    count_misfits(&objects, &mut out);
     out
+}
+
+/// Counts, per column, the objects the real decoder of the suggested mapping
+/// would reject for that column, and keeps the first such value.
+fn count_misfits(objects: &[&str], columns: &mut [SuggestedColumn]) {
+    if columns.is_empty() {
+        return;
+    }
+    let mapping = Mapping { columns: columns.iter().map(|c| c.column.clone()).collect() };
+    let decoder = table_schema(&mapping)
+        .and_then(|schema| Ok(iceberg::arrow::schema_to_arrow_schema(&schema)?))
+        .and_then(|schema| RowDecoder::new(&mapping, std::sync::Arc::new(schema), usize::MAX));
+    let decoder = match decoder {
+        Ok(decoder) => decoder,
+        // A suggestion is always a valid mapping (the corpus test holds it
+        // to that); should one not be, it is shown without misfit counts.
+        Err(e) => {
+            tracing::warn!(error = format!("{e:#}"), "the suggested mapping has no decoder");
+            return;
+        }
+    };
+    for object in objects {
+        let Ok(misfits) = decoder.misfits(object) else { continue };
+        for (i, value) in misfits {
+            let column = &mut columns[i];
+            column.misfits += 1;
+            if column.misfit_example.is_none() {
+                column.misfit_example = Some(example(value.map_or("null", RawValue::get)));
+            }
+        }
+    }
 }
 
 /// One JSON value of a sample, looked at.
@@ -168,17 +221,35 @@ impl<'a> Visitor<'a> for MembersVisitor {
 struct Shape {
     /// How many values were not null: for a path outside lists, how many samples have it.
     present: usize,
-    boolean: bool,
+    /// How many values of each kind: they add up to `present`.
+    booleans: usize,
+    numbers: usize,
+    /// By [`Text`], in its order.
+    texts: [usize; 5],
+    objects: usize,
+    arrays: usize,
+    /// Values nested too deep to look into, and numbers beyond a double.
+    deep: usize,
+    /// The widest number kind seen.
     number: Option<Number>,
     epoch: Epoch,
+    /// The one form of all strings seen, `Plain` when they differ.
     text: Option<Text>,
     object: Option<Object>,
     /// The elements of all arrays seen.
     array: Option<Box<Shape>>,
-    /// Values nested too deep to look into.
-    deep: bool,
     /// The first value seen, as JSON text, cut short.
     example: Option<String>,
+}
+
+/// The kind of value a column's type is made for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Seen {
+    Boolean,
+    Number,
+    Text(Text),
+    Object,
+    Array,
 }
 
 /// Number kinds, narrowest first: a column takes the widest seen.
@@ -202,11 +273,11 @@ enum Epoch {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Text {
-    Timestamptz,
-    Timestamp,
-    Date,
-    Uuid,
-    Plain,
+    Timestamptz = 0,
+    Timestamp = 1,
+    Date = 2,
+    Uuid = 3,
+    Plain = 4,
 }
 
 #[derive(Default)]
@@ -229,13 +300,15 @@ impl Object {
         &mut self.fields[i].1
     }
 
-    /// `struct<…>` of the fields whose keys can be struct field names; `None` when there is none.
-    fn struct_type(&self) -> Option<IcebergType> {
+    /// `struct<…>` of the fields whose keys can be struct field names; `None`
+    /// when there is none. `majority`: whether a clear majority may decide a
+    /// field's type (not inside lists).
+    fn struct_type(&self, majority: bool) -> Option<IcebergType> {
         let fields: Vec<(String, IcebergType)> = self
             .fields
             .iter()
             .filter(|(key, _)| is_identifier(key))
-            .map(|(key, shape)| (key.clone(), shape.column_type(None).0))
+            .map(|(key, shape)| (key.clone(), shape.column_type(None, majority).0))
             .collect();
         (!fields.is_empty()).then_some(IcebergType::Struct(fields))
     }
@@ -252,28 +325,31 @@ impl Shape {
         }
         match &value.kind {
             Kind::Null => {}
-            Kind::Bool => self.boolean = true,
+            Kind::Bool => self.booleans += 1,
             Kind::Number(text) => self.observe_number(text),
             Kind::String(s) => {
                 let kind = text_kind(s);
+                self.texts[kind as usize] += 1;
                 self.text = Some(match self.text {
                     Some(seen) if seen != kind => Text::Plain,
                     _ => kind,
                 });
             }
             Kind::Array(items) => {
+                self.arrays += 1;
                 let elements = self.array.get_or_insert_with(Box::default);
                 for item in items {
                     elements.observe(item);
                 }
             }
             Kind::Object(members) => {
+                self.objects += 1;
                 let object = self.object.get_or_insert_with(Object::default);
                 for (key, value) in members {
                     object.field(key.clone()).observe(value);
                 }
             }
-            Kind::Deep => self.deep = true,
+            Kind::Deep => self.deep += 1,
         }
     }
 
@@ -282,10 +358,11 @@ impl Shape {
             Ok(value) if value.is_finite() => value,
             // Beyond a double: only a string column keeps it.
             _ => {
-                self.deep = true;
+                self.deep += 1;
                 return;
             }
         };
+        self.numbers += 1;
         let number = if text.contains(['.', 'e', 'E']) {
             Number::Double
         } else {
@@ -305,17 +382,11 @@ impl Shape {
     }
 
     fn kinds(&self) -> usize {
-        [
-            self.boolean,
-            self.number.is_some(),
-            self.text.is_some(),
-            self.object.is_some(),
-            self.array.is_some(),
-            self.deep,
-        ]
-        .into_iter()
-        .filter(|&seen| seen)
-        .count()
+        let strings = self.texts.iter().sum::<usize>();
+        [self.booleans, self.numbers, strings, self.objects, self.arrays, self.deep]
+            .into_iter()
+            .filter(|&n| n > 0)
+            .count()
     }
 
     /// The object, when objects are all that was seen here.
@@ -323,13 +394,46 @@ impl Shape {
         self.object.as_ref().filter(|_| self.kinds() == 1)
     }
 
-    /// The type of a column (`column` is its name) or of a nested field (`None`),
-    /// with the column's timestamp format.
-    fn column_type(&self, column: Option<&str>) -> (IcebergType, Option<TimestampFormat>) {
+    /// The one kind of every value seen here; strings of different forms are
+    /// `Plain`. `None` for a mix of kinds, or nothing but nulls.
+    fn only_kind(&self) -> Option<Seen> {
         if self.kinds() != 1 {
-            return (IcebergType::String, None);
+            return None;
         }
-        if let Some(number) = self.number {
+        Some(match self.text {
+            Some(text) => Seen::Text(text),
+            None if self.numbers > 0 => Seen::Number,
+            None if self.arrays > 0 => Seen::Array,
+            None if self.objects > 0 => Seen::Object,
+            None if self.booleans > 0 => Seen::Boolean,
+            None => return None,
+        })
+    }
+
+    /// The kind of at least [`MAJORITY_PERCENT`] of the values, if one has a
+    /// type other than `string` (see the module docs for why not objects).
+    fn majority(&self) -> Option<Seen> {
+        let texts = [Text::Timestamptz, Text::Timestamp, Text::Date, Text::Uuid]
+            .map(|t| (Seen::Text(t), self.texts[t as usize]));
+        [(Seen::Boolean, self.booleans), (Seen::Number, self.numbers), (Seen::Array, self.arrays)]
+            .into_iter()
+            .chain(texts)
+            .find(|&(_, n)| n > 0 && n * 100 >= self.present * MAJORITY_PERCENT)
+            .map(|(seen, _)| seen)
+    }
+
+    /// The type of a column (`column` is its name) or of a nested field (`None`),
+    /// with the column's timestamp format. `majority`: whether a clear majority
+    /// may decide where kinds conflict (not inside lists, where the values
+    /// counted are elements, not messages).
+    fn column_type(&self, column: Option<&str>, majority: bool) -> (IcebergType, Option<TimestampFormat>) {
+        let seen = match self.only_kind() {
+            Some(Seen::Text(Text::Plain)) | None if majority => self.majority().or(self.only_kind()),
+            seen => seen,
+        };
+        let string = (IcebergType::String, None);
+        let Some(seen) = seen else { return string };
+        if let (Seen::Number, Some(number)) = (seen, self.number) {
             if let (Some(name), Epoch::Unit(unit)) = (column, self.epoch) {
                 if is_time_name(name) {
                     return (IcebergType::Timestamptz, Some(unit));
@@ -345,15 +449,17 @@ impl Shape {
         }
         // Nested timestamps are always ISO-8601; only a column carries a format.
         let iso = column.map(|_| TimestampFormat::Iso8601);
-        match (&self.text, &self.array, &self.object) {
-            (Some(Text::Timestamptz), ..) => (IcebergType::Timestamptz, iso),
-            (Some(Text::Timestamp), ..) => (IcebergType::Timestamp, iso),
-            (Some(Text::Date), ..) => (IcebergType::Date, iso),
-            (Some(Text::Uuid), ..) => (IcebergType::Uuid, None),
-            (_, Some(elements), _) => (IcebergType::List(Box::new(elements.column_type(None).0)), None),
-            (_, _, Some(object)) => (object.struct_type().unwrap_or(IcebergType::String), None),
-            _ if self.boolean => (IcebergType::Boolean, None),
-            _ => (IcebergType::String, None),
+        match (seen, &self.array, &self.object) {
+            (Seen::Text(Text::Timestamptz), ..) => (IcebergType::Timestamptz, iso),
+            (Seen::Text(Text::Timestamp), ..) => (IcebergType::Timestamp, iso),
+            (Seen::Text(Text::Date), ..) => (IcebergType::Date, iso),
+            (Seen::Text(Text::Uuid), ..) => (IcebergType::Uuid, None),
+            (Seen::Array, Some(elements), _) => {
+                (IcebergType::List(Box::new(elements.column_type(None, false).0)), None)
+            }
+            (Seen::Object, _, Some(object)) => (object.struct_type(majority).unwrap_or(IcebergType::String), None),
+            (Seen::Boolean, ..) => (IcebergType::Boolean, None),
+            _ => string,
         }
     }
 }
@@ -376,7 +482,7 @@ impl Columns {
                     }
                 }
             }
-            (Some(object), NestedMode::Struct) => match object.struct_type() {
+            (Some(object), NestedMode::Struct) => match object.struct_type(true) {
                 Some(ty) if ty.to_string().len() <= MAX_TYPE_LEN => {
                     self.push(shape, name.clone(), path.clone(), ty, None);
                     self.outside_struct(object, &name, &path);
@@ -386,7 +492,7 @@ impl Columns {
                 None => self.outside_struct(object, &name, &path),
             },
             (None, _) => {
-                let (ty, format) = shape.column_type(Some(&name));
+                let (ty, format) = shape.column_type(Some(&name), true);
                 self.push(shape, name, path, ty, format);
             }
         }
@@ -401,7 +507,7 @@ impl Columns {
             if !is_identifier(key) {
                 self.node(child, child_name, child_path);
             } else if let Some(inner) = child.only_object() {
-                if inner.struct_type().is_some() {
+                if inner.struct_type(true).is_some() {
                     self.outside_struct(inner, &child_name, &child_path);
                 }
             }
@@ -422,7 +528,7 @@ impl Columns {
         }
         let column =
             ColumnMapping { name, column_type, path, nullable: shape.present < self.samples, timestamp_format };
-        self.out.push(SuggestedColumn { column, example: shape.example.clone() });
+        self.out.push(SuggestedColumn { column, example: shape.example.clone(), misfits: 0, misfit_example: None });
     }
 }
 
@@ -579,6 +685,8 @@ mod tests {
                 timestamp_format: None,
             },
             example: None,
+            misfits: 0,
+            misfit_example: None,
         };
         let long = "x".repeat(200);
         let mut columns: Vec<_> = ["a", "a", "a_2", "2x", "_2x", &long, &long].into_iter().map(column).collect();

@@ -1,8 +1,9 @@
 //! The schema suggestion against a corpus of sampled messages
 //! (`tests/suggest_corpus/*.json`): the exact columns for each case in both
 //! nested modes, and the property that makes a suggestion usable: it passes
-//! the API's mapping validation and the real decoder takes every sampled
-//! object with it.
+//! the API's mapping validation, and the real decoder takes every sampled
+//! object with it but the misfits the suggestion counts, which are exactly
+//! the ones it sends to the dead-letter table.
 //!
 //! A corpus case holds `messages` (JSON values, kept verbatim so key order
 //! counts), optional `texts` and `bytes_hex` (values that are not JSON, given
@@ -114,16 +115,47 @@ fn decoder(columns: &[SuggestedColumn]) -> Result<RowDecoder, String> {
     RowDecoder::new(&mapping, Arc::new(schema), usize::MAX).map_err(|e| e.to_string())
 }
 
-/// Every object of `values` becomes a row with the suggestion made from them.
-fn decodes_its_samples(objects: &[&str], columns: &[SuggestedColumn]) -> Result<(), String> {
+/// The objects the real decoder of `columns` rejects, by index; every other one is a row.
+fn rejected(objects: &[&str], columns: &[SuggestedColumn]) -> Result<Vec<usize>, String> {
     let mut decoder = decoder(columns)?;
+    let mut rejected = Vec::new();
     for (offset, value) in objects.iter().enumerate() {
         let msg = KafkaMessage { offset: offset as i64, value: Some(value.as_bytes().to_vec()), ..Default::default() };
-        decoder.push(&msg).map_err(|r| format!("message {offset} rejected: {r}"))?;
+        if decoder.push(&msg).is_err() {
+            rejected.push(offset);
+        }
     }
     let batch = decoder.finish();
-    if batch.num_rows() != objects.len() || batch.num_columns() != columns.len() {
+    if batch.num_rows() != objects.len() - rejected.len() || batch.num_columns() != columns.len() {
         return Err(format!("{} rows of {} columns", batch.num_rows(), batch.num_columns()));
+    }
+    Ok(rejected)
+}
+
+/// With the suggestion made from them, every object of `objects` becomes a
+/// row but the misfits: each column counts the objects a decoder of that
+/// column alone rejects, and the decoder of the whole suggestion rejects
+/// exactly the objects some column counts.
+fn decodes_its_samples(objects: &[&str], columns: &[SuggestedColumn]) -> Result<(), String> {
+    let mut misfits = std::collections::BTreeSet::new();
+    for column in columns {
+        let alone = rejected(objects, std::slice::from_ref(column))?;
+        let name = &column.column.name;
+        if alone.len() != column.misfits as usize {
+            return Err(format!("column `{name}` counts {} misfits, its decoder rejects {alone:?}", column.misfits));
+        }
+        if column.misfit_example.is_some() != (column.misfits > 0) {
+            return Err(format!(
+                "column `{name}`: misfit example {:?} for {} misfits",
+                column.misfit_example,
+                alone.len()
+            ));
+        }
+        misfits.extend(alone);
+    }
+    let all = rejected(objects, columns)?;
+    if !all.iter().eq(misfits.iter()) {
+        return Err(format!("the decoder rejects {all:?}, the columns count {misfits:?}"));
     }
     Ok(())
 }
