@@ -10,6 +10,7 @@ use icehouse_api::pagination::{ListParams, Page};
 use icehouse_api::pipelines::{CreatePipelineRequest, DesiredState, Pipeline, UpdatePipelineRequest};
 use icehouse_api::status::{MinuteBucket, PartitionStatus, PipelineState, PipelineStatus};
 use icehouse_api::{ConnectionId, PipelineId, Problem, Role};
+use icehouse_workers::iceberg::LakeErrorKind;
 use sqlx::types::Json as SqlJson;
 
 use crate::auth::RequestContext;
@@ -45,7 +46,8 @@ pub async fn list(
         (status = 201, body = Pipeline),
         (status = 403, body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Name or table taken", body = Problem, content_type = "application/problem+json"),
-        (status = 422, body = Problem, content_type = "application/problem+json")
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+        (status = 502, description = "The destination's warehouse could not be reached", body = Problem, content_type = "application/problem+json")
     )
 )]
 pub async fn create(
@@ -99,7 +101,13 @@ pub async fn create(
             &pipeline.partition_by,
         )
         .await
-        .map_err(|e| ApiError::field("destination_id", format!("cannot create the table in this warehouse: {e:#}")))?;
+        .map_err(|e| match e.kind() {
+            LakeErrorKind::Invalid | LakeErrorKind::NotFound => {
+                ApiError::field("destination_id", format!("cannot create the table in this warehouse: {e}"))
+            }
+            LakeErrorKind::Conflict => ApiError::Conflict { field: None, detail: format!("{e}; try again") },
+            LakeErrorKind::Storage => ApiError::from(e),
+        })?;
     }
     db::pipelines::insert_lease(&mut tx, ctx.tenant_id, pipeline.id, pipeline.desired_state == DesiredState::Paused)
         .await?;

@@ -10,3 +10,4 @@ mod openapi;
 mod roles;
 mod secrets;
 mod tenancy;
+mod warehouse;
