@@ -175,7 +175,8 @@ impl Config {
         let Some(jwt) = &self.auth.jwt_secret else {
             bail!("auth.jwt_secret is not set (ICEHOUSE__AUTH__JWT_SECRET: base64 of at least 32 random bytes)");
         };
-        let jwt = base64::engine::general_purpose::STANDARD.decode(jwt.trim()).context("auth.jwt_secret is not base64")?;
+        let jwt =
+            base64::engine::general_purpose::STANDARD.decode(jwt.trim()).context("auth.jwt_secret is not base64")?;
         if jwt.len() < 32 {
             bail!("auth.jwt_secret must be at least 32 bytes");
         }

@@ -6,10 +6,11 @@
 //! exactly once.
 //!
 //! What the control plane may use: [`coord`] (the coordination protocol in
-//! Postgres: workers, slices, leases, offsets, typed states), [`iceberg`] (the
-//! catalog, including creating a pipeline's tables), [`kafka`] (connection
-//! tests, sampling, watermarks), [`mapping`] (schemas, suggestion),
-//! [`config`] (the data plane's settings), [`secrets`] and the migrations.
+//! Postgres: workers, slices, leases, offsets, typed states, the task
+//! queue), [`iceberg`] (the catalog, including creating a pipeline's
+//! tables), [`kafka`] (connection tests, sampling, watermarks), [`mapping`]
+//! (schemas, suggestion), [`config`] (the data plane's settings),
+//! [`secrets`] and the migrations.
 //! Of [`runtime`], only [`runtime::run_worker`], to run a worker in-process.
 
 pub mod config;

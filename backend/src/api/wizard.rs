@@ -2,8 +2,8 @@
 
 use axum::extract::State;
 use axum::Json;
-use icehouse_api::Role;
 use icehouse_api::wizard::WizardDefaults;
+use icehouse_api::Role;
 
 use crate::auth::RequestContext;
 use crate::error::ApiResult;

@@ -23,7 +23,8 @@ fn both_binaries_describe_their_command_line_and_refuse_unknown_arguments() {
         assert!(worker.contains(word), "`icehouse-worker --help` lacks {word}:\n{worker}");
     }
 
-    for (bin, args) in [("icehouse", &["serve", "--bogus"][..]), ("icehouse", &["launch"]), ("icehouse-worker", &["x"])] {
+    for (bin, args) in [("icehouse", &["serve", "--bogus"][..]), ("icehouse", &["launch"]), ("icehouse-worker", &["x"])]
+    {
         let out = Command::new(binary(bin)).args(args).output().unwrap();
         assert_eq!(out.status.code(), Some(2), "{bin} {args:?} is a usage error: {out:?}");
         let stderr = String::from_utf8_lossy(&out.stderr);

@@ -57,10 +57,10 @@ fn lease_of(worker_id: Uuid, (pipeline_id, slice, tenant_id, epoch, partitions):
     Lease { pipeline_id, slice, tenant_id, worker_id, epoch, partitions }
 }
 
-/// Renews the worker's heartbeat and all its leases; returns the slices it
-/// still holds (one taken over or re-cut is gone from the list), or `None`
-/// when the worker is not registered any more: the scheduler declared it dead
-/// and freed everything it held.
+/// Renews the worker's heartbeat and all its leases (slices and tasks);
+/// returns the slices it still holds (one taken over or re-cut is gone from
+/// the list), or `None` when the worker is not registered any more: the
+/// scheduler declared it dead and freed everything it held.
 pub async fn heartbeat(pool: &PgPool, worker_id: Uuid, ttl: Duration) -> Result<Option<Vec<Lease>>, sqlx::Error> {
     let mut tx = begin_system(pool).await?;
     let known = sqlx::query("UPDATE workers SET heartbeat_at = now() WHERE id = $1")
@@ -81,6 +81,7 @@ pub async fn heartbeat(pool: &PgPool, worker_id: Uuid, ttl: Duration) -> Result<
     .bind(ttl.as_secs_f64())
     .fetch_all(&mut *tx)
     .await?;
+    crate::coord::tasks::renew(&mut tx, worker_id, ttl).await?;
     tx.commit().await?;
     Ok(Some(rows.into_iter().map(|r| lease_of(worker_id, r)).collect()))
 }

@@ -4,7 +4,9 @@
 //! pipeline's partitions into slices ([`slices`]); a worker claims a slice
 //! under a lease with an epoch that only grows, and every side effect of the
 //! holder (the table commit, the next offsets ([`offsets`]), its state) is
-//! fenced by that epoch in the same transaction.
+//! fenced by that epoch in the same transaction. Other work (maintenance,
+//! stages, replays, deliveries) goes through the task queue ([`tasks`]),
+//! leased and fenced the same way.
 //!
 //! The states and settings stored as text are typed here ([`state`]), so a
 //! value Postgres holds but this code does not know is an error, not a
@@ -14,6 +16,7 @@ pub mod lease;
 pub mod offsets;
 pub mod slices;
 pub mod state;
+pub mod tasks;
 
 pub use lease::Lease;
 pub use state::SliceState;

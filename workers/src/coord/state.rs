@@ -119,7 +119,10 @@ mod tests {
         for s in [SliceState::Starting, SliceState::Running, SliceState::Paused, SliceState::Failing] {
             assert_eq!(SliceState::parse(s.as_str()).unwrap(), s);
         }
-        assert_eq!(SliceState::parse("stopped").unwrap_err().to_string(), "unknown slice state `stopped` in the database");
+        assert_eq!(
+            SliceState::parse("stopped").unwrap_err().to_string(),
+            "unknown slice state `stopped` in the database"
+        );
     }
 
     #[test]

@@ -3,13 +3,13 @@
 
 use anyhow::Context;
 use icehouse_api::connections::{SaslMechanism, SecurityProtocol};
-use icehouse_api::pipelines::{DesiredState, Mapping, MessageFormat, PartitionField, StartPosition};
+use icehouse_api::pipelines::{Mapping, MessageFormat, PartitionField, StartPosition};
 use sqlx::types::Json;
 use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::coord::{self, state};
-use crate::iceberg::{self as ice, S3Access, Warehouse};
+use crate::iceberg::{S3Access, Warehouse};
 use crate::kafka::KafkaSettings;
 use crate::secrets::SecretBox;
 
@@ -30,14 +30,9 @@ pub struct PipelineSpec {
     pub partition_by: Vec<PartitionField>,
     pub start_position: StartPosition,
     pub flush_interval_ms: u64,
-    pub running: bool,
 }
 
 impl PipelineSpec {
-    pub fn dead_letter_table(&self) -> String {
-        ice::dead_letter_table_name(&self.table_name)
-    }
-
     /// The destination's warehouse (`file://` or `s3://`).
     pub fn warehouse(&self) -> anyhow::Result<Warehouse> {
         Ok(Warehouse::open(&self.destination_id.to_string(), &self.warehouse_uri, &self.s3)?)
@@ -56,7 +51,6 @@ struct Row {
     partition_by: Json<Vec<PartitionField>>,
     start_position: String,
     flush_interval_ms: i32,
-    desired_state: String,
     destination_id: Uuid,
     warehouse_uri: String,
     s3_endpoint: Option<String>,
@@ -75,7 +69,7 @@ pub async fn load(pool: &PgPool, secrets: &SecretBox, pipeline_id: Uuid) -> anyh
     let mut tx = coord::begin_system(pool).await?;
     let row: Option<Row> = sqlx::query_as(
         "SELECT p.id, p.tenant_id, p.topic, p.namespace, p.table_name, p.format, p.mapping, p.partition_by, p.start_position,
-                p.flush_interval_ms, p.desired_state, d.id AS destination_id, d.warehouse_uri,
+                p.flush_interval_ms, d.id AS destination_id, d.warehouse_uri,
                 d.s3_endpoint, d.s3_region, d.s3_access_key_id, d.s3_secret_access_key_enc,
                 c.bootstrap_servers, c.security_protocol, c.sasl_mechanism, c.sasl_username, c.sasl_password_enc
          FROM pipelines p
@@ -121,6 +115,5 @@ pub async fn load(pool: &PgPool, secrets: &SecretBox, pipeline_id: Uuid) -> anyh
         partition_by: r.partition_by.0,
         start_position: state::start_position(&r.start_position)?,
         flush_interval_ms: r.flush_interval_ms.max(1) as u64,
-        running: state::desired_state(&r.desired_state)? == DesiredState::Running,
     }))
 }

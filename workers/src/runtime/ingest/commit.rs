@@ -68,11 +68,12 @@ pub async fn commit(
         ("icehouse.next-offsets".to_string(), serde_json::to_string(&batch.next_offsets)?),
     ]);
     // After an unknown outcome: back off (the database may be struggling).
-    let mut unknown_outcome_delays =
-        ExponentialBuilder::new().with_min_delay(Duration::from_millis(50)).with_max_delay(Duration::from_secs(5))
-            .with_jitter()
-            .without_max_times()
-            .build();
+    let mut unknown_outcome_delays = ExponentialBuilder::new()
+        .with_min_delay(Duration::from_millis(50))
+        .with_max_delay(Duration::from_secs(5))
+        .with_jitter()
+        .without_max_times()
+        .build();
     // Why the previous attempt did not return: a lost race (another slice or
     // writer moved the pointer: retry at once) or an unknown outcome.
     let mut lost_race = false;

@@ -118,10 +118,9 @@ pub async fn assign(
 /// off the async threads and with no Postgres transaction open around it.
 async fn watermarks(consumer: &Arc<KafkaConsumer>, topic: &str, partition: i32) -> anyhow::Result<(i64, i64)> {
     let (consumer, topic) = (consumer.clone(), topic.to_string());
-    let marks = tokio::task::spawn_blocking(move || {
-        consumer.fetch_watermarks(&topic, partition, Duration::from_secs(5))
-    })
-    .await??;
+    let marks =
+        tokio::task::spawn_blocking(move || consumer.fetch_watermarks(&topic, partition, Duration::from_secs(5)))
+            .await??;
     Ok(marks)
 }
 

@@ -23,6 +23,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use icehouse_api::pipelines::MessageFormat;
 use rdkafka::consumer::Consumer;
 use sqlx::PgPool;
 use tokio::sync::watch;
@@ -101,7 +102,10 @@ pub async fn run(
     lease::set_state(&pool, &lease, SliceState::Running).await?;
     let mut last_partition_check = Instant::now();
 
-    let mut decoder = RowDecoder::new(&spec.mapping, table_schema, config.max_message_bytes)?;
+    // One decoder per message format; JSON is the only one so far.
+    let mut decoder = match spec.format {
+        MessageFormat::Json => RowDecoder::new(&spec.mapping, table_schema, config.max_message_bytes)?,
+    };
     let pipeline_id = spec.id.to_string();
     let mut dead = DeadLetterBuilder::new(&pipeline_id);
     let mut next_offsets: BTreeMap<i32, i64> = BTreeMap::new();
