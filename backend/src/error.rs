@@ -7,6 +7,7 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use icehouse_api::connections::ConnectionFailureKind;
 use icehouse_api::{FieldError, Problem};
+use icehouse_workers::iceberg::{LakeError, LakeErrorKind};
 use uuid::Uuid;
 
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +36,9 @@ pub enum ApiError {
     /// The Kafka cluster behind a connection could not be used.
     #[error("kafka: {message}")]
     Kafka { kind: ConnectionFailureKind, message: String },
+    /// The warehouse behind a destination (its bucket or folder) could not be used.
+    #[error("warehouse: {0}")]
+    Warehouse(String),
     #[error("not ready: {0}")]
     Unavailable(String),
     #[error(transparent)]
@@ -67,6 +71,7 @@ impl ApiError {
             }
             MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed", "Method not allowed"),
             Kafka { .. } => (StatusCode::BAD_GATEWAY, "kafka-unavailable", "Kafka cluster unavailable"),
+            Warehouse(_) => (StatusCode::BAD_GATEWAY, "warehouse-unavailable", "Warehouse unavailable"),
             Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Service unavailable"),
             Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal server error"),
         }
@@ -93,6 +98,7 @@ impl ApiError {
                 None,
             ),
             ApiError::Kafka { kind, message } => (Some(message.clone()), vec![], Some(kind.as_str().to_string())),
+            ApiError::Warehouse(why) => (Some(why.clone()), vec![], None),
             ApiError::Unavailable(why) => (Some(why.clone()), vec![], None),
             // Internals stay in the log, under the error id.
             ApiError::Internal(_) => (None, vec![], None),
@@ -135,6 +141,18 @@ pub fn problem_response(status: StatusCode, problem: &Problem, challenge: bool) 
         headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
     }
     response
+}
+
+/// Iceberg errors: a warehouse that fails is the tenant's to look at (its
+/// message names the file and never holds the store's response body); the
+/// rest (our catalog database, metadata we cannot read) is an internal fault.
+impl From<LakeError> for ApiError {
+    fn from(err: LakeError) -> Self {
+        if err.kind() == LakeErrorKind::Storage && !err.is_catalog_database() {
+            return ApiError::Warehouse(format!("the warehouse could not be reached: {err}"));
+        }
+        ApiError::Internal(err.into())
+    }
 }
 
 /// Database errors: unique and foreign-key violations become the client errors

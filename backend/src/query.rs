@@ -129,7 +129,7 @@ async fn register_tables(
         let mut found = None;
         for dest in &destinations {
             let Some(wh) = warehouse(dest, &state.secrets) else { continue };
-            if let Some(table) = ice::load_table(&mut tx, &wh, &namespace, &name).await.map_err(ApiError::internal)? {
+            if let Some(table) = ice::load_table(&mut tx, &wh, &namespace, &name).await? {
                 if found.is_some() {
                     return Err(ApiError::field(
                         "sql",

@@ -12,7 +12,7 @@ use icehouse_api::pipelines::{
 };
 use icehouse_api::status::{MinuteBucket, PartitionStatus, PipelineState, PipelineStatus};
 use icehouse_api::{ConnectionId, DestinationId, FieldError, PipelineId, Problem, Role};
-use icehouse_workers::iceberg::{self as ice, LoadedTable};
+use icehouse_workers::iceberg::{self as ice, LakeErrorKind, LoadedTable};
 use icehouse_workers::mapping::{partition_difference, schema_differences, table_schema};
 use sqlx::types::Json as SqlJson;
 
@@ -49,7 +49,8 @@ pub async fn list(
         (status = 201, body = Pipeline),
         (status = 403, body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Name or table taken", body = Problem, content_type = "application/problem+json"),
-        (status = 422, body = Problem, content_type = "application/problem+json")
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+        (status = 502, description = "The destination's warehouse could not be reached", body = Problem, content_type = "application/problem+json")
     )
 )]
 pub async fn create(
@@ -103,7 +104,13 @@ pub async fn create(
             &pipeline.partition_by,
         )
         .await
-        .map_err(|e| ApiError::field("destination_id", format!("cannot create the table in this warehouse: {e:#}")))?;
+        .map_err(|e| match e.kind() {
+            LakeErrorKind::Invalid | LakeErrorKind::NotFound => {
+                ApiError::field("destination_id", format!("cannot create the table in this warehouse: {e}"))
+            }
+            LakeErrorKind::Conflict => ApiError::Conflict { field: None, detail: format!("{e}; try again") },
+            LakeErrorKind::Storage => ApiError::from(e),
+        })?;
         // A table that already exists (left by a deleted pipeline) is reused as it is.
         check_fits(&table, &pipeline.mapping, Some(&pipeline.partition_by))?;
     }
@@ -255,7 +262,7 @@ async fn check_new_mapping(state: &AppState, ctx: &RequestContext, id: PipelineI
     // worker can run on it either); a table not created yet will be made from
     // the new mapping.
     let table = match super::tables::warehouse(&destination, &state.secrets) {
-        Some(wh) => ice::load_table(&mut tx, &wh, &row.namespace, &row.table_name).await.map_err(ApiError::internal)?,
+        Some(wh) => ice::load_table(&mut tx, &wh, &row.namespace, &row.table_name).await.map_err(ApiError::from)?,
         None => None,
     };
     tx.commit().await?;

@@ -27,10 +27,8 @@ pub async fn list(State(state): State<AppState>, ctx: RequestContext) -> ApiResu
     let mut out = Vec::new();
     for dest in &destinations {
         let Some(warehouse) = warehouse(dest, &state.secrets) else { continue };
-        for (namespace, name) in ice::list_tables(&mut tx, &warehouse).await.map_err(ApiError::internal)? {
-            if let Some(table) =
-                ice::load_table(&mut tx, &warehouse, &namespace, &name).await.map_err(ApiError::internal)?
-            {
+        for (namespace, name) in ice::list_tables(&mut tx, &warehouse).await? {
+            if let Some(table) = ice::load_table(&mut tx, &warehouse, &namespace, &name).await? {
                 out.push(summary(&warehouse, &namespace, &name, &table));
             }
         }
@@ -56,9 +54,7 @@ pub async fn get(
     let destinations = db::destinations::list(&mut tx, ctx.tenant_id, None, i64::from(i32::MAX) - 1).await?;
     for dest in &destinations {
         let Some(warehouse) = warehouse(dest, &state.secrets) else { continue };
-        if let Some(table) =
-            ice::load_table(&mut tx, &warehouse, &namespace, &name).await.map_err(ApiError::internal)?
-        {
+        if let Some(table) = ice::load_table(&mut tx, &warehouse, &namespace, &name).await? {
             tx.commit().await?;
             let md = &table.metadata;
             let mut snapshots: Vec<SnapshotInfo> = md
@@ -103,7 +99,7 @@ pub fn warehouse(dest: &DestinationRow, secrets: &SecretBox) -> Option<ice::Ware
                 .map(|s| secrets.open(s).context("unsealing the S3 secret access key"))
                 .transpose()?,
         };
-        ice::Warehouse::open(&dest.id.to_string(), &dest.warehouse_uri, &s3)
+        Ok(ice::Warehouse::open(&dest.id.to_string(), &dest.warehouse_uri, &s3)?)
     })();
     match opened {
         Ok(wh) => Some(wh),

@@ -11,3 +11,4 @@ mod pipeline_tables;
 mod roles;
 mod secrets;
 mod tenancy;
+mod warehouse;

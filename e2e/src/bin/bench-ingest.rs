@@ -275,7 +275,7 @@ fn icehouse_plane(db_url: &str, root: &Path, name: &str, messages: &[KafkaMessag
             let prepared = ice::prepare_append(&wh, &table, files, summary).await?;
             let t = lap(t, &mut prepare);
             let mut tx = conn.begin().await?;
-            ensure!(ice::swap_pointer(&mut tx, &wh, &prepared).await?, "lost the pointer swap with no other writer");
+            ice::swap_pointer(&mut tx, &wh, &prepared).await.context("the pointer swap, with no other writer")?;
             tx.commit().await?;
             ice::finish_commit(&wh, &prepared).await;
             table = prepared.into_loaded();

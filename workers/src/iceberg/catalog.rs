@@ -4,11 +4,15 @@
 //! tables straight from Postgres. Every function runs on the caller's
 //! connection or transaction: the pointer swap must share the transaction
 //! that checks the lease epoch and stores the offsets.
+//!
+//! A lost pointer swap is an error of kind `Conflict`, not a `false`: a
+//! caller that forgets to look at the answer must not take a commit that
+//! never landed for one that did, and `?` carries the conflict up the way it
+//! carries every other failure.
 
 use std::collections::HashMap;
 use std::str::FromStr;
 
-use anyhow::{bail, Context};
 use iceberg::spec::{
     FormatVersion, Schema, SortOrder, TableMetadata, TableMetadataBuilder, TableProperties, Transform,
     UnboundPartitionSpec,
@@ -16,7 +20,8 @@ use iceberg::spec::{
 use iceberg::MetadataLocation;
 use sqlx::PgConnection;
 
-use super::{check_name, LoadedTable, PreparedCommit, Warehouse};
+use super::error::ResultExt;
+use super::{check_name, LakeError, LakeResult, LoadedTable, PreparedCommit, Warehouse};
 
 /// Table properties every Icehouse table starts with. Readers honour the
 /// format and codec; our commit path honours the metadata clean-up keys.
@@ -31,10 +36,12 @@ fn default_properties() -> HashMap<String, String> {
 
 /// Partition fields by column name, named the way Java and PyIceberg name
 /// them (`ts_day`, `id_bucket`, `city` for identity).
-pub fn partition_by(schema: &Schema, fields: &[(&str, Transform)]) -> anyhow::Result<UnboundPartitionSpec> {
+pub fn partition_by(schema: &Schema, fields: &[(&str, Transform)]) -> LakeResult<UnboundPartitionSpec> {
     let mut builder = UnboundPartitionSpec::builder();
     for (column, transform) in fields {
-        let source = schema.field_by_name(column).with_context(|| format!("no column {column:?} to partition by"))?;
+        let source = schema
+            .field_by_name(column)
+            .ok_or_else(|| LakeError::invalid(format!("no column {column:?} to partition by")))?;
         let suffix = match transform {
             Transform::Identity => None,
             Transform::Bucket(_) => Some("bucket"),
@@ -44,13 +51,17 @@ pub fn partition_by(schema: &Schema, fields: &[(&str, Transform)]) -> anyhow::Re
             Transform::Day => Some("day"),
             Transform::Hour => Some("hour"),
             Transform::Void => Some("null"),
-            Transform::Unknown => bail!("unknown partition transform for column {column:?}"),
+            Transform::Unknown => {
+                return Err(LakeError::invalid(format!("unknown partition transform for column {column:?}")))
+            }
         };
         let name = match suffix {
             Some(suffix) => format!("{column}_{suffix}"),
             None => column.to_string(),
         };
-        builder = builder.add_partition_field(source.id, name, *transform)?;
+        builder = builder
+            .add_partition_field(source.id, name, *transform)
+            .with_context(|| format!("partitioning by {column:?}"))?;
     }
     Ok(builder.build())
 }
@@ -75,9 +86,11 @@ pub async fn create_table(
     name: &str,
     schema: Schema,
     partition: &[(&str, Transform)],
-) -> anyhow::Result<LoadedTable> {
+) -> LakeResult<LoadedTable> {
     check_name("namespace", namespace, true)?;
     check_name("table name", name, false)?;
+    let ident = format!("{namespace}.{name}");
+    let spec = partition_by(&schema, partition).with_context(|| format!("table {ident}"))?;
 
     // PyIceberg marks a namespace without properties by this one row.
     sqlx::query(
@@ -89,13 +102,12 @@ pub async fn create_table(
     .bind(namespace)
     .execute(&mut *tx)
     .await
-    .context("creating namespace row")?;
+    .with_context(|| format!("creating namespace {namespace}"))?;
 
     if let Some(existing) = load_table(tx, wh, namespace, name).await? {
         return Ok(existing);
     }
 
-    let spec = partition_by(&schema, partition)?;
     let location = wh.new_table_location(namespace, name);
     let metadata = TableMetadataBuilder::new(
         schema,
@@ -104,12 +116,17 @@ pub async fn create_table(
         location.clone(),
         FormatVersion::V2,
         default_properties(),
-    )?
-    .build()?
+    )
+    .and_then(|builder| builder.build())
+    .with_context(|| format!("table {ident}"))?
     .metadata;
     let metadata_location = MetadataLocation::new_with_metadata(&location, &metadata);
-    metadata.write_to(&wh.file_io, &metadata_location).await.context("writing the first metadata file")?;
-    let metadata_location = metadata_location.to_string();
+    let metadata_location_str = metadata_location.to_string();
+    metadata
+        .write_to(&wh.file_io, &metadata_location)
+        .await
+        .with_context(|| format!("table {ident}: writing the first metadata file {metadata_location_str}"))?;
+    let metadata_location = metadata_location_str;
 
     // A concurrent creator may have inserted since our check: its row wins
     // (the insert waits for its transaction), ours becomes an orphan.
@@ -125,26 +142,30 @@ pub async fn create_table(
     .bind(&metadata_location)
     .execute(&mut *tx)
     .await
-    .context("inserting the iceberg_tables row")?
+    .with_context(|| format!("table {ident}: inserting its catalog row"))?
     .rows_affected()
         == 1;
     if !inserted {
         let _ = wh.file_io.delete(&metadata_location).await;
+        // Our insert found a row that the lookup above did not: a view (or
+        // another non-table entry) has the name.
         return load_table(tx, wh, namespace, name)
             .await?
-            .with_context(|| format!("table {namespace}.{name} was created concurrently but cannot be loaded"));
+            .ok_or_else(|| LakeError::invalid(format!("{ident} exists in the catalog but is not a table")));
     }
     tracing::info!(catalog = %wh.catalog_name, namespace, table = name, %metadata_location, "created iceberg table");
     Ok(LoadedTable { namespace: namespace.to_string(), name: name.to_string(), metadata_location, metadata })
 }
 
-/// The table's current metadata, or `None` if there is no such table.
+/// The table's current metadata, or `None` if there is no such table. A
+/// table whose metadata file is gone is a `NotFound` error, not `None`: the
+/// catalog says it exists.
 pub async fn load_table(
     conn: &mut PgConnection,
     wh: &Warehouse,
     namespace: &str,
     name: &str,
-) -> anyhow::Result<Option<LoadedTable>> {
+) -> LakeResult<Option<LoadedTable>> {
     let row: Option<(Option<String>,)> = sqlx::query_as(
         "SELECT metadata_location FROM iceberg_tables
          WHERE catalog_name = $1 AND table_namespace = $2 AND table_name = $3
@@ -155,28 +176,33 @@ pub async fn load_table(
     .bind(name)
     .fetch_optional(&mut *conn)
     .await
-    .context("reading the iceberg_tables row")?;
+    .with_context(|| format!("table {namespace}.{name}: reading its catalog row"))?;
     let Some((Some(metadata_location),)) = row else {
         return Ok(None);
     };
-    let metadata = read_metadata(wh, &metadata_location).await?;
+    let metadata = read_metadata(wh, &metadata_location).await.with_context(|| format!("table {namespace}.{name}"))?;
     Ok(Some(LoadedTable { namespace: namespace.to_string(), name: name.to_string(), metadata_location, metadata }))
 }
 
-async fn read_metadata(wh: &Warehouse, metadata_location: &str) -> anyhow::Result<TableMetadata> {
+async fn read_metadata(wh: &Warehouse, metadata_location: &str) -> LakeResult<TableMetadata> {
     // Parsing the name up front gives a clear error for a pointer that our
     // commit path could not build on (it derives the next file name from it).
     MetadataLocation::from_str(metadata_location)
-        .with_context(|| format!("unexpected metadata file name {metadata_location}"))?;
-    TableMetadata::read_from(&wh.file_io, metadata_location)
-        .await
-        .with_context(|| format!("reading table metadata {metadata_location}"))
+        .map_err(|_| LakeError::invalid(format!("unexpected metadata file name {metadata_location}")))?;
+    match TableMetadata::read_from(&wh.file_io, metadata_location).await {
+        Ok(metadata) => Ok(metadata),
+        Err(e) => Err(LakeError::read_failed(&wh.file_io, metadata_location, e)
+            .await
+            .context(format!("reading metadata file {metadata_location}"))),
+    }
 }
 
 /// The compare-and-swap of the metadata pointer, in the caller's
-/// transaction. `false`: another writer moved the pointer first, nothing was
-/// changed; reload, re-prepare with the same data files and try again.
-pub async fn swap_pointer(tx: &mut PgConnection, wh: &Warehouse, commit: &PreparedCommit) -> anyhow::Result<bool> {
+/// transaction. A `Conflict` error: another writer moved the pointer first
+/// and nothing was changed; reload, re-prepare with the same data files and
+/// try again. `NotFound`: the table was dropped meanwhile.
+pub async fn swap_pointer(tx: &mut PgConnection, wh: &Warehouse, commit: &PreparedCommit) -> LakeResult<()> {
+    let ident = format!("{}.{}", commit.namespace, commit.name);
     let swapped = sqlx::query(
         "UPDATE iceberg_tables
          SET metadata_location = $4, previous_metadata_location = $5
@@ -189,13 +215,32 @@ pub async fn swap_pointer(tx: &mut PgConnection, wh: &Warehouse, commit: &Prepar
     .bind(&commit.previous_metadata_location)
     .execute(&mut *tx)
     .await
-    .context("swapping the metadata pointer")?
+    .with_context(|| format!("table {ident}: swapping its metadata pointer"))?
     .rows_affected();
-    Ok(swapped == 1)
+    if swapped == 1 {
+        return Ok(());
+    }
+    // Only on the losing path: a dropped table is not a race to retry.
+    let still_there: Option<(i32,)> = sqlx::query_as(
+        "SELECT 1 FROM iceberg_tables WHERE catalog_name = $1 AND table_namespace = $2 AND table_name = $3",
+    )
+    .bind(&wh.catalog_name)
+    .bind(&commit.namespace)
+    .bind(&commit.name)
+    .fetch_optional(&mut *tx)
+    .await
+    .with_context(|| format!("table {ident}: looking it up after a lost swap"))?;
+    Err(match still_there {
+        Some(_) => LakeError::conflict(format!(
+            "table {ident}: another writer committed first (the commit was built on {})",
+            commit.previous_metadata_location
+        )),
+        None => LakeError::not_found(format!("table {ident} was dropped before the commit")),
+    })
 }
 
 /// Every table of the warehouse, as (namespace, name), in name order.
-pub async fn list_tables(conn: &mut PgConnection, wh: &Warehouse) -> anyhow::Result<Vec<(String, String)>> {
+pub async fn list_tables(conn: &mut PgConnection, wh: &Warehouse) -> LakeResult<Vec<(String, String)>> {
     let rows: Vec<(String, String)> = sqlx::query_as(
         "SELECT table_namespace, table_name FROM iceberg_tables WHERE catalog_name = $1
          ORDER BY table_namespace, table_name",
@@ -212,6 +257,7 @@ mod tests {
     use iceberg::spec::{NestedField, PrimitiveType, Type};
 
     use super::*;
+    use crate::iceberg::LakeErrorKind;
 
     #[test]
     fn partition_fields_are_named_like_java_and_pyiceberg() {
@@ -237,6 +283,8 @@ mod tests {
                 (3, "id_bucket", Transform::Bucket(8))
             ]
         );
-        assert!(partition_by(&schema, &[("nope", Transform::Day)]).is_err());
+        let err = partition_by(&schema, &[("nope", Transform::Day)]).unwrap_err();
+        assert_eq!((err.kind(), err.is_retryable()), (LakeErrorKind::Invalid, false));
+        assert_eq!(err.to_string(), r#"no column "nope" to partition by"#);
     }
 }

@@ -19,7 +19,6 @@
 use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
 
-use anyhow::{bail, ensure, Context};
 use iceberg::spec::{
     DataContentType, DataFile, FormatVersion, ManifestContentType, ManifestFile, ManifestList, ManifestListWriter,
     ManifestWriterBuilder, Operation, Snapshot, SnapshotSummaryCollector, Summary, TableMetadata, TableMetadataBuilder,
@@ -28,7 +27,8 @@ use iceberg::spec::{
 use iceberg::MetadataLocation;
 use uuid::Uuid;
 
-use super::{LoadedTable, Warehouse};
+use super::error::{ensure_valid, ResultExt};
+use super::{LakeError, LakeResult, LoadedTable, Warehouse};
 
 /// Snapshot summary key holding the id of the commit that wrote it, so a
 /// commit whose outcome is unknown can be checked before it is retried.
@@ -98,25 +98,25 @@ pub async fn prepare_append(
     table: &LoadedTable,
     files: Vec<DataFile>,
     summary: HashMap<String, String>,
-) -> anyhow::Result<PreparedCommit> {
+) -> LakeResult<PreparedCommit> {
     prepare_commit(wh, table, CommitRequest { operation: Operation::Append, added: files, removed: vec![], summary })
         .await
 }
 
 /// Writes the manifests, manifest list and metadata file of a new snapshot
 /// on top of `table` (see the module docs). On a lost swap, call it again
-/// with the same request on the freshly loaded table.
-pub async fn prepare_commit(
-    wh: &Warehouse,
-    table: &LoadedTable,
-    request: CommitRequest,
-) -> anyhow::Result<PreparedCommit> {
+/// with the same request on the freshly loaded table. A `Conflict` here: the
+/// files to remove are no longer live (another commit removed them).
+pub async fn prepare_commit(wh: &Warehouse, table: &LoadedTable, request: CommitRequest) -> LakeResult<PreparedCommit> {
+    let ident = table.ident();
+    build_commit(wh, table, request).await.map_err(|e| e.context(format!("table {ident}")))
+}
+
+async fn build_commit(wh: &Warehouse, table: &LoadedTable, request: CommitRequest) -> LakeResult<PreparedCommit> {
     let base = &table.metadata;
-    ensure!(
+    ensure_valid!(
         base.format_version() == FormatVersion::V2,
-        "table {}.{} is format {}; only v2 tables can be committed to",
-        table.namespace,
-        table.name,
+        "format {}; only v2 tables can be committed to",
         base.format_version()
     );
     check_request(base, &request)?;
@@ -149,15 +149,15 @@ pub async fn prepare_commit(
 
     if !added.is_empty() {
         let path = next_manifest_path();
+        let output = file_io.new_output(&path).with_context(|| format!("writing manifest {path}"))?;
         let mut writer =
-            ManifestWriterBuilder::new(file_io.new_output(&path)?, Some(snapshot_id), schema.clone(), (*spec).clone())
-                .build_v2_data();
+            ManifestWriterBuilder::new(output, Some(snapshot_id), schema.clone(), (*spec).clone()).build_v2_data();
         for file in added {
             collector.add_file(&file, schema.clone(), spec.clone());
-            writer.add_file(file, sequence_number)?;
+            writer.add_file(file, sequence_number).context("adding a data file to the manifest")?;
         }
-        written_files.push(path);
-        new_manifests.push(writer.write_manifest_file().await.context("writing the manifest of added files")?);
+        written_files.push(path.clone());
+        new_manifests.push(writer.write_manifest_file().await.with_context(|| format!("writing manifest {path}"))?);
     }
 
     let current_manifests = match &parent {
@@ -184,21 +184,23 @@ pub async fn prepare_commit(
         new_manifests.push(rewritten);
     }
     if let Some(path) = to_remove.keys().next() {
-        bail!(
+        return Err(LakeError::conflict(format!(
             "cannot remove files listed in manifest {path}: the current snapshot no longer has it \
              (another commit rewrote it); list the live files again"
-        );
+        )));
     }
 
     let manifest_list_path = format!("{metadata_dir}/snap-{snapshot_id}-0-{commit_uuid}.avro");
+    let writing_list = || format!("writing manifest list {manifest_list_path}");
+    let list_output = file_io.new_output(&manifest_list_path).with_context(writing_list)?;
     let mut list_writer = ManifestListWriter::v2(
-        file_io.new_output(&manifest_list_path)?.writer().await?,
+        list_output.writer().await.with_context(writing_list)?,
         snapshot_id,
         parent_id,
         sequence_number,
     );
-    list_writer.add_manifests(new_manifests.into_iter().chain(carried))?;
-    list_writer.close().await.context("writing the manifest list")?;
+    list_writer.add_manifests(new_manifests.into_iter().chain(carried)).with_context(writing_list)?;
+    list_writer.close().await.with_context(writing_list)?;
     written_files.push(manifest_list_path.clone());
 
     // Caller's entries first: the computed counts and totals must not be shadowed.
@@ -218,14 +220,19 @@ pub async fn prepare_commit(
         .build();
 
     let built = TableMetadataBuilder::new_from_metadata(base.clone(), Some(table.metadata_location.clone()))
-        .set_branch_snapshot(snapshot, MAIN_BRANCH)?
-        .build()?;
+        .set_branch_snapshot(snapshot, MAIN_BRANCH)
+        .and_then(|builder| builder.build())
+        .context("building the next metadata")?;
     let location = MetadataLocation::from_str(&table.metadata_location)
-        .with_context(|| format!("unexpected metadata file name {}", table.metadata_location))?
+        .map_err(|_| LakeError::invalid(format!("unexpected metadata file name {}", table.metadata_location)))?
         .with_next_version()
         .with_new_metadata(&built.metadata);
-    built.metadata.write_to(file_io, &location).await.context("writing the metadata file")?;
     let new_metadata_location = location.to_string();
+    built
+        .metadata
+        .write_to(file_io, &location)
+        .await
+        .with_context(|| format!("writing metadata file {new_metadata_location}"))?;
     written_files.push(new_metadata_location.clone());
 
     let delete_after_commit = built.metadata.properties().get(DELETE_AFTER_COMMIT).is_some_and(|v| v == "true");
@@ -248,17 +255,17 @@ pub async fn prepare_commit(
 }
 
 /// Rejects requests that would write a snapshot readers misinterpret.
-fn check_request(base: &TableMetadata, request: &CommitRequest) -> anyhow::Result<()> {
+fn check_request(base: &TableMetadata, request: &CommitRequest) -> LakeResult<()> {
     // DataFile does not expose its spec id (iceberg-rust 0.10); the arity of
     // its partition tuple is what can be checked. Specs never evolve yet.
     let partition_arity = base.default_partition_type().fields().len();
     for file in &request.added {
-        ensure!(
+        ensure_valid!(
             file.content_type() == DataContentType::Data,
             "only data files can be added, not {:?}",
             file.content_type()
         );
-        ensure!(
+        ensure_valid!(
             file.partition().fields().len() == partition_arity,
             "data file {} has {} partition values, the table's spec has {partition_arity}",
             file.file_path(),
@@ -268,21 +275,24 @@ fn check_request(base: &TableMetadata, request: &CommitRequest) -> anyhow::Resul
     let rows = |files: &mut dyn Iterator<Item = &DataFile>| files.map(|f| f.record_count()).sum::<u64>();
     match request.operation {
         Operation::Append => {
-            ensure!(!request.added.is_empty(), "an append needs files to add");
-            ensure!(request.removed.is_empty(), "an append cannot remove files");
+            ensure_valid!(!request.added.is_empty(), "an append needs files to add");
+            ensure_valid!(request.removed.is_empty(), "an append cannot remove files");
         }
         Operation::Replace => {
-            ensure!(!request.removed.is_empty(), "a replace needs files to remove");
+            ensure_valid!(!request.removed.is_empty(), "a replace needs files to remove");
             let (added, removed) =
                 (rows(&mut request.added.iter()), rows(&mut request.removed.iter().map(|f| &f.data_file)));
-            ensure!(added == removed, "a replace must keep the rows: adds {added} rows, removes {removed}");
+            ensure_valid!(added == removed, "a replace must keep the rows: adds {added} rows, removes {removed}");
         }
         Operation::Delete => {
-            ensure!(request.added.is_empty(), "a delete cannot add files");
-            ensure!(!request.removed.is_empty(), "a delete needs files to remove");
+            ensure_valid!(request.added.is_empty(), "a delete cannot add files");
+            ensure_valid!(!request.removed.is_empty(), "a delete needs files to remove");
         }
         Operation::Overwrite => {
-            ensure!(!request.added.is_empty() || !request.removed.is_empty(), "an overwrite needs files to change");
+            ensure_valid!(
+                !request.added.is_empty() || !request.removed.is_empty(),
+                "an overwrite needs files to change"
+            );
         }
     }
     Ok(())
@@ -299,8 +309,8 @@ async fn rewrite_without(
     new_path: &str,
     snapshot_id: i64,
     collector: &mut SnapshotSummaryCollector,
-) -> anyhow::Result<ManifestFile> {
-    ensure!(
+) -> LakeResult<ManifestFile> {
+    ensure_valid!(
         manifest.content == ManifestContentType::Data,
         "cannot remove files from delete manifest {}",
         manifest.manifest_path
@@ -308,70 +318,90 @@ async fn rewrite_without(
     let schema = base.current_schema().clone();
     let spec = base
         .partition_spec_by_id(manifest.partition_spec_id)
-        .with_context(|| {
-            format!("manifest {} has unknown partition spec {}", manifest.manifest_path, manifest.partition_spec_id)
+        .ok_or_else(|| {
+            LakeError::invalid(format!(
+                "manifest {} has unknown partition spec {}",
+                manifest.manifest_path, manifest.partition_spec_id
+            ))
         })?
         .clone();
-    let content =
-        manifest.load_manifest(&wh.file_io).await.with_context(|| format!("reading {}", manifest.manifest_path))?;
-    let mut writer = ManifestWriterBuilder::new(
-        wh.file_io.new_output(new_path)?,
-        Some(snapshot_id),
-        schema.clone(),
-        (*spec).clone(),
-    )
-    .build_v2_data();
+    let content = load_manifest(wh, manifest).await?;
+    let writing = || format!("writing manifest {new_path}");
+    let output = wh.file_io.new_output(new_path).with_context(writing)?;
+    let mut writer =
+        ManifestWriterBuilder::new(output, Some(snapshot_id), schema.clone(), (*spec).clone()).build_v2_data();
     let mut found = 0;
     for entry in content.entries().iter().filter(|e| e.is_alive()) {
-        let sequence_number = entry.sequence_number().context("manifest entry without a sequence number")?;
+        let sequence_number = entry.sequence_number().ok_or_else(|| no_number(manifest, "sequence number"))?;
         if paths.contains(entry.file_path()) {
             collector.remove_file(entry.data_file(), schema.clone(), spec.clone());
-            writer.add_delete_file(entry.data_file().clone(), sequence_number, entry.file_sequence_number)?;
+            writer
+                .add_delete_file(entry.data_file().clone(), sequence_number, entry.file_sequence_number)
+                .with_context(writing)?;
             found += 1;
         } else {
-            let added_by = entry.snapshot_id().context("manifest entry without a snapshot id")?;
-            writer.add_existing_file(
-                entry.data_file().clone(),
-                added_by,
-                sequence_number,
-                entry.file_sequence_number,
-            )?;
+            let added_by = entry.snapshot_id().ok_or_else(|| no_number(manifest, "snapshot id"))?;
+            writer
+                .add_existing_file(entry.data_file().clone(), added_by, sequence_number, entry.file_sequence_number)
+                .with_context(writing)?;
         }
     }
-    ensure!(
-        found == paths.len(),
-        "{} of the files to remove are no longer live in {} (removed by another commit?)",
-        paths.len() - found,
-        manifest.manifest_path
-    );
-    Ok(writer.write_manifest_file().await?)
+    if found != paths.len() {
+        return Err(LakeError::conflict(format!(
+            "{} of the files to remove are no longer live in {} (removed by another commit?)",
+            paths.len() - found,
+            manifest.manifest_path
+        )));
+    }
+    writer.write_manifest_file().await.with_context(writing)
 }
 
-async fn read_manifest_list(wh: &Warehouse, path: &str) -> anyhow::Result<Vec<ManifestFile>> {
-    let bytes = wh.file_io.new_input(path)?.read().await.with_context(|| format!("reading manifest list {path}"))?;
-    Ok(ManifestList::parse_with_version(&bytes, FormatVersion::V2)?.consume_entries().into_iter().collect())
+fn no_number(manifest: &ManifestFile, what: &str) -> LakeError {
+    LakeError::invalid(format!("manifest {} has an entry without a {what}", manifest.manifest_path))
+}
+
+async fn load_manifest(wh: &Warehouse, manifest: &ManifestFile) -> LakeResult<iceberg::spec::Manifest> {
+    let path = &manifest.manifest_path;
+    match manifest.load_manifest(&wh.file_io).await {
+        Ok(content) => Ok(content),
+        Err(e) => Err(LakeError::read_failed(&wh.file_io, path, e).await.context(format!("reading manifest {path}"))),
+    }
+}
+
+async fn read_manifest_list(wh: &Warehouse, path: &str) -> LakeResult<Vec<ManifestFile>> {
+    let reading = || format!("reading manifest list {path}");
+    let input = wh.file_io.new_input(path).with_context(reading)?;
+    let bytes = match input.read().await {
+        Ok(bytes) => bytes,
+        Err(e) => return Err(LakeError::read_failed(&wh.file_io, path, e).await.context(reading())),
+    };
+    let list = ManifestList::parse_with_version(&bytes, FormatVersion::V2)
+        .map_err(|e| LakeError::invalid(format!("{}: {e}", reading())))?;
+    Ok(list.consume_entries().into_iter().collect())
 }
 
 /// Every data file the table's current snapshot references. Reads all data
 /// manifests: for maintenance (picking files to compact or expire), never on
 /// the ingestion path.
-pub async fn live_files(wh: &Warehouse, table: &LoadedTable) -> anyhow::Result<Vec<LiveFile>> {
+pub async fn live_files(wh: &Warehouse, table: &LoadedTable) -> LakeResult<Vec<LiveFile>> {
     let Some(snapshot) = table.metadata.current_snapshot() else {
         return Ok(vec![]);
     };
+    let in_table = |e: LakeError| e.context(format!("table {}", table.ident()));
     let mut files = Vec::new();
-    for manifest in read_manifest_list(wh, snapshot.manifest_list()).await? {
+    for manifest in read_manifest_list(wh, snapshot.manifest_list()).await.map_err(in_table)? {
         if manifest.content != ManifestContentType::Data {
             continue;
         }
-        let content =
-            manifest.load_manifest(&wh.file_io).await.with_context(|| format!("reading {}", manifest.manifest_path))?;
+        let content = load_manifest(wh, &manifest).await.map_err(in_table)?;
         for entry in content.entries().iter().filter(|e| e.is_alive()) {
             files.push(LiveFile {
                 manifest_path: manifest.manifest_path.clone(),
                 data_file: entry.data_file().clone(),
-                snapshot_id: entry.snapshot_id().context("manifest entry without a snapshot id")?,
-                sequence_number: entry.sequence_number().context("manifest entry without a sequence number")?,
+                snapshot_id: entry.snapshot_id().ok_or_else(|| in_table(no_number(&manifest, "snapshot id")))?,
+                sequence_number: entry
+                    .sequence_number()
+                    .ok_or_else(|| in_table(no_number(&manifest, "sequence number")))?,
             });
         }
     }

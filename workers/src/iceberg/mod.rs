@@ -14,13 +14,21 @@
 //!    manifest, the manifest list and the next metadata file, touching no
 //!    shared state; the files are invisible until the pointer points at them.
 //! 2. [`swap_pointer`] compare-and-swaps `iceberg_tables.metadata_location`
-//!    in the caller's transaction. `false` means another writer won: reload,
-//!    re-prepare with the same data files, try again. After the caller's
+//!    in the caller's transaction. A `Conflict` means another writer won:
+//!    reload, re-prepare with the same data files, try again. After the caller's
 //!    transaction commits, [`finish_commit`] deletes metadata files the table
 //!    no longer lists (`write.metadata.delete-after-commit.enabled`).
 //!
 //! A commit whose outcome is unknown is checked with [`has_commit`] (by the
 //! `icehouse.commit-id` summary key) before any retry.
+//!
+//! Every function here fails with a [`LakeError`], whose [`LakeErrorKind`]
+//! says what to do next: `Conflict` (another writer moved the table first:
+//! rebuild on fresh metadata, retryable), `NotFound` (no such table, or a
+//! file it points at is gone), `Storage` (the object store, the folder or the
+//! catalog database failed; retryable when transient) and `Invalid` (bad
+//! names, schema, spec or metadata not ours to build on). Its message names
+//! the table or file and is short enough to show a user as-is.
 //!
 //! The pieces used are iceberg-rust's public spec writers
 //! (`ManifestWriterBuilder`, `ManifestListWriter`, `Snapshot::builder`,
@@ -29,13 +37,13 @@
 
 mod catalog;
 mod commit;
+mod error;
 mod pipeline_tables;
 mod write;
 
 use std::path::Path;
 use std::sync::Arc;
 
-use anyhow::{bail, Context};
 use arrow::datatypes::SchemaRef as ArrowSchemaRef;
 use iceberg::io::{FileIO, FileIOBuilder};
 use iceberg::spec::TableMetadata;
@@ -48,8 +56,11 @@ pub use commit::{
     discard_prepared, finish_commit, has_commit, live_files, prepare_append, prepare_commit, CommitRequest, LiveFile,
     PreparedCommit, COMMIT_ID_KEY,
 };
+pub use error::{LakeError, LakeErrorKind, LakeResult};
 pub use pipeline_tables::{create_pipeline_tables, dead_letter_table_name};
 pub use write::write_data_files;
+
+use error::ResultExt;
 
 /// Where a destination's tables live: a folder on local disk (`file://`) or
 /// a prefix in an S3-compatible bucket (`s3://`). Tables are folders
@@ -105,7 +116,7 @@ impl S3Access {
     pub const DEFAULT_REGION: &'static str = "us-east-1";
 
     /// The `s3.*` FileIO properties (the names PyIceberg and Java use as well).
-    fn file_io_props(&self) -> anyhow::Result<Vec<(&'static str, String)>> {
+    fn file_io_props(&self) -> LakeResult<Vec<(&'static str, String)>> {
         use iceberg::io::{
             S3_ACCESS_KEY_ID, S3_DISABLE_CONFIG_LOAD, S3_DISABLE_EC2_METADATA, S3_ENDPOINT, S3_PATH_STYLE_ACCESS,
             S3_REGION, S3_SECRET_ACCESS_KEY,
@@ -115,7 +126,9 @@ impl S3Access {
         match self.endpoint.as_deref().filter(|e| !e.is_empty()) {
             Some(endpoint) => {
                 if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
-                    bail!("the S3 endpoint must be an http:// or https:// URL, got {endpoint:?}");
+                    return Err(LakeError::invalid(format!(
+                        "the S3 endpoint must be an http:// or https:// URL, got {endpoint:?}"
+                    )));
                 }
                 props.push((S3_ENDPOINT, endpoint.trim_end_matches('/').to_string()));
                 props.push((S3_PATH_STYLE_ACCESS, "true".to_string()));
@@ -132,7 +145,7 @@ impl S3Access {
                 props.push((S3_DISABLE_EC2_METADATA, "true".to_string()));
             }
             (None, None) => {}
-            _ => bail!("an S3 access key id and secret access key go together"),
+            _ => return Err(LakeError::invalid("an S3 access key id and secret access key go together")),
         }
         Ok(props)
     }
@@ -140,15 +153,15 @@ impl S3Access {
 
 impl Warehouse {
     /// A warehouse on local disk. The root must be absolute; it is created if missing.
-    pub fn local(catalog_name: &str, root: &Path) -> anyhow::Result<Self> {
+    pub fn local(catalog_name: &str, root: &Path) -> LakeResult<Self> {
         check_catalog_name(catalog_name)?;
         if !root.is_absolute() {
-            bail!("warehouse root must be an absolute path, got {}", root.display());
+            return Err(LakeError::invalid(format!("warehouse root must be an absolute path, got {}", root.display())));
         }
-        let root_str = root.to_str().context("warehouse root must be valid UTF-8")?;
+        let root_str = root.to_str().ok_or_else(|| LakeError::invalid("warehouse root must be valid UTF-8"))?;
         if root_str.contains(['?', '#', '%']) {
             // These would be read as URL syntax by readers that parse file:// URLs.
-            bail!("warehouse root must not contain '?', '#' or '%': {root_str}");
+            return Err(LakeError::invalid(format!("warehouse root must not contain '?', '#' or '%': {root_str}")));
         }
         std::fs::create_dir_all(root).with_context(|| format!("creating warehouse root {}", root.display()))?;
         Ok(Self {
@@ -161,17 +174,19 @@ impl Warehouse {
     /// A warehouse under `s3://bucket/prefix` (an empty prefix is the bucket's
     /// root). Nothing is contacted here: a wrong endpoint or key shows on the
     /// first read or write.
-    pub fn s3(catalog_name: &str, bucket: &str, prefix: &str, access: &S3Access) -> anyhow::Result<Self> {
+    pub fn s3(catalog_name: &str, bucket: &str, prefix: &str, access: &S3Access) -> LakeResult<Self> {
         check_catalog_name(catalog_name)?;
         let uri = if prefix.is_empty() { format!("s3://{bucket}") } else { format!("s3://{bucket}/{prefix}") };
         // Same rules as the API applies to destinations: a valid bucket name,
         // no `.`/`..` segments, nothing that URL parsing would reinterpret.
-        match WarehouseUri::parse(&uri).map_err(|e| anyhow::anyhow!("invalid S3 warehouse {uri}: {e}"))? {
+        match WarehouseUri::parse(&uri).map_err(|e| LakeError::invalid(format!("invalid S3 warehouse {uri}: {e}")))? {
             WarehouseUri::S3 { .. } => {}
             WarehouseUri::File { .. } => unreachable!("built with s3://"),
         }
         if uri.contains(['?', '#', '%']) || (!prefix.is_empty() && prefix.split('/').any(str::is_empty)) {
-            bail!("invalid S3 warehouse {uri}: the prefix must be plain path segments");
+            return Err(LakeError::invalid(format!(
+                "invalid S3 warehouse {uri}: the prefix must be plain path segments"
+            )));
         }
         let file_io = FileIOBuilder::new(Arc::new(OpenDalStorageFactory::S3 { customized_credential_load: None }))
             .with_props(access.file_io_props()?)
@@ -181,9 +196,9 @@ impl Warehouse {
 
     /// The warehouse a destination's `warehouse_uri` names: `file:///abs/path`
     /// or `s3://bucket/prefix` (then reached with `s3`).
-    pub fn open(catalog_name: &str, warehouse_uri: &str, s3: &S3Access) -> anyhow::Result<Self> {
+    pub fn open(catalog_name: &str, warehouse_uri: &str, s3: &S3Access) -> LakeResult<Self> {
         match WarehouseUri::parse(warehouse_uri)
-            .map_err(|e| anyhow::anyhow!("invalid warehouse URI {warehouse_uri:?}: {e}"))?
+            .map_err(|e| LakeError::invalid(format!("invalid warehouse URI {warehouse_uri:?}: {e}")))?
         {
             WarehouseUri::File { path } => Self::local(catalog_name, Path::new(path)),
             WarehouseUri::S3 { bucket, prefix } => Self::s3(catalog_name, bucket, prefix, s3),
@@ -205,9 +220,9 @@ impl Warehouse {
     }
 }
 
-fn check_catalog_name(catalog_name: &str) -> anyhow::Result<()> {
+fn check_catalog_name(catalog_name: &str) -> LakeResult<()> {
     if catalog_name.is_empty() {
-        bail!("catalog name must not be empty");
+        return Err(LakeError::invalid("catalog name must not be empty"));
     }
     Ok(())
 }
@@ -224,8 +239,15 @@ pub struct LoadedTable {
 impl LoadedTable {
     /// The current schema as Arrow, with the Iceberg field ids that
     /// [`write_data_files`] requires on its batches.
-    pub fn arrow_schema(&self) -> anyhow::Result<ArrowSchemaRef> {
-        Ok(Arc::new(iceberg::arrow::schema_to_arrow_schema(self.metadata.current_schema())?))
+    pub fn arrow_schema(&self) -> LakeResult<ArrowSchemaRef> {
+        let schema = iceberg::arrow::schema_to_arrow_schema(self.metadata.current_schema())
+            .with_context(|| format!("the schema of table {}", self.ident()))?;
+        Ok(Arc::new(schema))
+    }
+
+    /// `namespace.name`, as messages name the table.
+    pub fn ident(&self) -> String {
+        format!("{}.{}", self.namespace, self.name)
     }
 
     /// Id of the current snapshot, `None` for a table without commits.
@@ -237,14 +259,14 @@ impl LoadedTable {
 /// Namespaces and table names become folder names: keep them to a safe
 /// alphabet so a name can never step outside the warehouse root. Namespaces
 /// may be nested with dots (`a.b`, as PyIceberg spells them).
-pub(crate) fn check_name(kind: &str, value: &str, allow_dots: bool) -> anyhow::Result<()> {
+pub(crate) fn check_name(kind: &str, value: &str, allow_dots: bool) -> LakeResult<()> {
     let ok_char = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-' || (allow_dots && c == '.');
     let segments_ok = value.split('.').all(|s| !s.is_empty());
     if value.is_empty() || value.len() > 255 || !value.chars().all(ok_char) || !segments_ok {
-        bail!(
+        return Err(LakeError::invalid(format!(
             "invalid {kind} {value:?}: use letters, digits, '_' and '-'{}",
             if allow_dots { " (and '.' between levels)" } else { "" }
-        );
+        )));
     }
     Ok(())
 }
@@ -260,11 +282,28 @@ mod tests {
         assert!(check_name("table", "events_2024", false).is_ok());
         assert!(check_name("namespace", "sales.eu", true).is_ok());
         for bad in ["", "..", "a/b", "a.b", "../x", "a b", "é"] {
-            assert!(check_name("table", bad, false).is_err(), "{bad:?} accepted");
+            let err = check_name("table", bad, false).expect_err(bad);
+            assert_eq!((err.kind(), err.is_retryable()), (LakeErrorKind::Invalid, false), "{bad:?}");
         }
         for bad in ["", ".", "a..b", ".a", "a.", "a/b"] {
-            assert!(check_name("namespace", bad, true).is_err(), "{bad:?} accepted");
+            let err = check_name("namespace", bad, true).expect_err(bad);
+            assert_eq!(err.kind(), LakeErrorKind::Invalid, "{bad:?}");
         }
+    }
+
+    #[test]
+    fn a_warehouse_root_that_cannot_be_a_folder_is_a_storage_failure() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("a-file");
+        std::fs::write(&file, b"not a folder").unwrap();
+        // Root does not stop a path under a regular file, unlike chmod.
+        let err = Warehouse::local("dest", &file.join("warehouse")).unwrap_err();
+        assert_eq!((err.kind(), err.is_retryable()), (LakeErrorKind::Storage, false), "{err}");
+        assert!(err.to_string().starts_with(&format!("creating warehouse root {}", file.display())), "{err}");
+        assert!(!err.is_catalog_database());
+
+        let err = Warehouse::local("dest", Path::new("relative/root")).unwrap_err();
+        assert_eq!(err.kind(), LakeErrorKind::Invalid, "{err}");
     }
 
     #[test]
@@ -285,7 +324,8 @@ mod tests {
         let bare = Warehouse::open("dest", "s3://bucket-1", &S3Access::default()).unwrap();
         assert!(bare.new_table_location("ns", "t").starts_with("s3://bucket-1/ns/t-"));
         for bad in ["s3://B", "s3://bucket-1/a/../b", "s3://bucket-1/a//b", "s3://bucket-1/a%20b", "ftp://x"] {
-            assert!(Warehouse::open("dest", bad, &S3Access::default()).is_err(), "{bad} accepted");
+            let err = Warehouse::open("dest", bad, &S3Access::default()).expect_err(bad);
+            assert_eq!(err.kind(), LakeErrorKind::Invalid, "{bad}: {err}");
         }
     }
 
@@ -317,9 +357,9 @@ mod tests {
         assert!(!p.contains_key("s3.disable-config-load"), "no keys: the host's credential chain applies");
 
         let half = S3Access { access_key_id: Some("AKID".into()), ..Default::default() };
-        assert!(half.file_io_props().is_err());
+        assert_eq!(half.file_io_props().unwrap_err().kind(), LakeErrorKind::Invalid);
         let bad_endpoint = S3Access { endpoint: Some("127.0.0.1:9000".into()), ..Default::default() };
-        assert!(bad_endpoint.file_io_props().is_err());
+        assert_eq!(bad_endpoint.file_io_props().unwrap_err().kind(), LakeErrorKind::Invalid);
     }
 
     #[test]

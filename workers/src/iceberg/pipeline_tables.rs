@@ -7,7 +7,7 @@ use iceberg::spec::Transform;
 use icehouse_api::pipelines::{Mapping, PartitionField, PartitionTransform};
 use sqlx::PgConnection;
 
-use super::{create_table, LoadedTable, Warehouse};
+use super::{create_table, LakeError, LakeResult, LoadedTable, Warehouse};
 use crate::mapping;
 
 /// The dead-letter table's name for a pipeline's table.
@@ -24,10 +24,12 @@ pub async fn create_pipeline_tables(
     table: &str,
     mapping: &Mapping,
     partition_by: &[PartitionField],
-) -> anyhow::Result<(LoadedTable, LoadedTable)> {
+) -> LakeResult<(LoadedTable, LoadedTable)> {
     let partition: Vec<(&str, Transform)> =
         partition_by.iter().map(|p| (p.column.as_str(), transform(p.transform))).collect();
-    let main = create_table(conn, warehouse, namespace, table, mapping::table_schema(mapping)?, &partition).await?;
+    let schema = mapping::table_schema(mapping)
+        .map_err(|e| LakeError::invalid(format!("table {namespace}.{table}: the mapping: {e:#}")))?;
+    let main = create_table(conn, warehouse, namespace, table, schema, &partition).await?;
     let dead_letter = dead_letter_table_name(table);
     let dead = create_table(conn, warehouse, namespace, &dead_letter, mapping::dead_letter_schema(), &[]).await?;
     Ok((main, dead))

@@ -10,7 +10,6 @@
 //!   `write.parquet.compression-codec` (parquet-rs then writes uncompressed),
 //!   so the codec is mapped here.
 
-use anyhow::{bail, Context};
 use arrow::record_batch::RecordBatch;
 use iceberg::arrow::RecordBatchPartitionSplitter;
 use iceberg::spec::{DataFile, DataFileFormat};
@@ -25,7 +24,8 @@ use parquet::basic::{Compression, GzipLevel, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 use uuid::Uuid;
 
-use super::{LoadedTable, Warehouse};
+use super::error::ResultExt;
+use super::{LakeError, LakeResult, LoadedTable, Warehouse};
 
 const COMPRESSION_CODEC: &str = "write.parquet.compression-codec";
 const COMPRESSION_LEVEL: &str = "write.parquet.compression-level";
@@ -33,66 +33,75 @@ const COMPRESSION_LEVEL: &str = "write.parquet.compression-level";
 /// Writes `batch` (columns in the order and types of
 /// [`LoadedTable::arrow_schema`]) as Parquet data files under the table's
 /// data folder, one or more per partition value. Nothing is committed.
-pub async fn write_data_files(
-    wh: &Warehouse,
-    table: &LoadedTable,
-    batch: RecordBatch,
-) -> anyhow::Result<Vec<DataFile>> {
+pub async fn write_data_files(wh: &Warehouse, table: &LoadedTable, batch: RecordBatch) -> LakeResult<Vec<DataFile>> {
     let rows = batch.num_rows();
     if rows == 0 {
         return Ok(vec![]);
     }
+    let files = write(wh, table, batch).await.map_err(|e| e.context(format!("table {}", table.ident())))?;
+    tracing::debug!(table = %table.name, files = files.len(), rows, "wrote data files");
+    Ok(files)
+}
+
+async fn write(wh: &Warehouse, table: &LoadedTable, batch: RecordBatch) -> LakeResult<Vec<DataFile>> {
     // Re-labelled with the table's own Arrow schema: same columns, and the
     // field ids the Parquet writer maps columns by, whatever the caller's
     // field metadata said. Fails on a type or nullability mismatch.
     let batch = RecordBatch::try_new(table.arrow_schema()?, batch.columns().to_vec())
-        .with_context(|| format!("batch does not match the schema of table {}.{}", table.namespace, table.name))?;
+        .map_err(|e| LakeError::invalid(format!("the batch does not match the table's schema: {e}")))?;
     let metadata = &table.metadata;
     let schema = metadata.current_schema().clone();
     let spec = metadata.default_partition_spec().clone();
-    let props = metadata.table_properties()?;
+    let props = metadata.table_properties().context("reading the table properties")?;
 
     let parquet = ParquetWriterBuilder::new(writer_properties(metadata.properties())?, schema.clone());
     let rolling = RollingFileWriterBuilder::new(
         parquet,
         props.write_target_file_size_bytes,
         wh.file_io.clone(),
-        DefaultLocationGenerator::new(metadata)?,
+        DefaultLocationGenerator::new(metadata).context("the table's data location")?,
         DefaultFileNameGenerator::new(Uuid::now_v7().to_string(), None, DataFileFormat::Parquet),
     );
     let builder = DataFileWriterBuilder::new(rolling);
 
-    let files = if spec.is_unpartitioned() {
-        let mut writer = builder.build(None).await?;
-        writer.write(batch).await.context("writing a data file")?;
-        writer.close().await?
+    // A write that fails is the store failing (or, with the opendal error
+    // in its chain, whatever the store said), which the mapping tells apart.
+    let writing = "writing a data file";
+    if spec.is_unpartitioned() {
+        let mut writer = builder.build(None).await.context(writing)?;
+        writer.write(batch).await.context(writing)?;
+        writer.close().await.context(writing)
     } else {
-        let splitter = RecordBatchPartitionSplitter::try_new_with_computed_values(schema, spec)?;
+        let splitter =
+            RecordBatchPartitionSplitter::try_new_with_computed_values(schema, spec).context("the partition spec")?;
         let mut fanout = FanoutWriter::new(builder);
         for (key, part) in splitter.split(&batch).context("splitting the batch by partition")? {
-            fanout.write(key, part).await.context("writing a data file")?;
+            fanout.write(key, part).await.context(writing)?;
         }
-        fanout.close().await?
-    };
-    tracing::debug!(table = %table.name, files = files.len(), rows, "wrote data files");
-    Ok(files)
+        fanout.close().await.context(writing)
+    }
 }
 
 /// Parquet settings from the table's `write.parquet.*` properties; zstd
 /// unless the table says otherwise.
-fn writer_properties(table_props: &std::collections::HashMap<String, String>) -> anyhow::Result<WriterProperties> {
+fn writer_properties(table_props: &std::collections::HashMap<String, String>) -> LakeResult<WriterProperties> {
     let codec = table_props.get(COMPRESSION_CODEC).map(|c| c.to_ascii_lowercase()).unwrap_or_else(|| "zstd".into());
     let level = table_props
         .get(COMPRESSION_LEVEL)
-        .map(|l| l.parse::<i32>().with_context(|| format!("{COMPRESSION_LEVEL} is not a number: {l:?}")))
+        .map(|l| {
+            l.parse::<i32>().map_err(|_| LakeError::invalid(format!("{COMPRESSION_LEVEL} is not a number: {l:?}")))
+        })
         .transpose()?;
+    let bad_level = |e: parquet::errors::ParquetError| LakeError::invalid(format!("{COMPRESSION_LEVEL}: {e}"));
     let compression = match codec.as_str() {
-        "zstd" => Compression::ZSTD(level.map(ZstdLevel::try_new).transpose()?.unwrap_or_default()),
-        "gzip" => Compression::GZIP(level.map(|l| GzipLevel::try_new(l as u32)).transpose()?.unwrap_or_default()),
+        "zstd" => Compression::ZSTD(level.map(ZstdLevel::try_new).transpose().map_err(bad_level)?.unwrap_or_default()),
+        "gzip" => Compression::GZIP(
+            level.map(|l| GzipLevel::try_new(l as u32)).transpose().map_err(bad_level)?.unwrap_or_default(),
+        ),
         "snappy" => Compression::SNAPPY,
         "lz4" => Compression::LZ4_RAW,
         "uncompressed" | "none" => Compression::UNCOMPRESSED,
-        other => bail!("unsupported {COMPRESSION_CODEC} {other:?}"),
+        other => return Err(LakeError::invalid(format!("unsupported {COMPRESSION_CODEC} {other:?}"))),
     };
     Ok(WriterProperties::builder().set_compression(compression).build())
 }
@@ -119,7 +128,9 @@ mod tests {
         );
         assert_eq!(codec(&[(COMPRESSION_CODEC, "SNAPPY")]), Compression::SNAPPY);
         assert_eq!(codec(&[(COMPRESSION_CODEC, "uncompressed")]), Compression::UNCOMPRESSED);
-        assert!(writer_properties(&props(&[(COMPRESSION_CODEC, "brotli-ish")])).is_err());
-        assert!(writer_properties(&props(&[(COMPRESSION_LEVEL, "high")])).is_err());
+        for bad in [[(COMPRESSION_CODEC, "brotli-ish")], [(COMPRESSION_LEVEL, "high")], [(COMPRESSION_LEVEL, "99")]] {
+            let err = writer_properties(&props(&bad)).unwrap_err();
+            assert_eq!((err.kind(), err.is_retryable()), (crate::iceberg::LakeErrorKind::Invalid, false), "{bad:?}");
+        }
     }
 }

@@ -35,7 +35,7 @@ pub struct PipelineSpec {
 impl PipelineSpec {
     /// The destination's warehouse (`file://` or `s3://`).
     pub fn warehouse(&self) -> anyhow::Result<Warehouse> {
-        Warehouse::open(&self.destination_id.to_string(), &self.warehouse_uri, &self.s3)
+        Ok(Warehouse::open(&self.destination_id.to_string(), &self.warehouse_uri, &self.s3)?)
     }
 }
 

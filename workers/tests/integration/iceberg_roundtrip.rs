@@ -1,7 +1,9 @@
 //! The Iceberg commit path against real Postgres and real external readers:
 //! what we commit must be exactly what PyIceberg (SqlCatalog on the same
-//! rows) and DuckDB (iceberg_scan of the metadata file) read back, and the
-//! pointer swap must refuse a commit built on stale metadata.
+//! rows) and DuckDB (iceberg_scan of the metadata file) read back, the
+//! pointer swap must refuse a commit built on stale metadata, and each way of
+//! failing must be told apart by its kind (a lost race from a missing file
+//! from a broken warehouse from a bad request).
 //!
 //! The readers run from `$ICEHOUSE_PYTHON` (set up by `scripts/test.sh`, or
 //! `source scripts/lib.sh && ensure_python_readers`).
@@ -14,7 +16,10 @@ use arrow::array::{ArrayRef, Float64Array, Int64Array, StringArray, TimestampMic
 use arrow::datatypes::DataType;
 use arrow::record_batch::RecordBatch;
 use iceberg::spec::{NestedField, Operation, PrimitiveType, Schema, Transform, Type};
-use icehouse_workers::iceberg::{self as ice, CommitRequest, LoadedTable, PreparedCommit, Warehouse, COMMIT_ID_KEY};
+use icehouse_workers::iceberg::{
+    self as ice, CommitRequest, LakeError, LakeErrorKind, LoadedTable, PreparedCommit, S3Access, Warehouse,
+    COMMIT_ID_KEY,
+};
 use serde_json::{json, Value};
 use sqlx::PgPool;
 
@@ -85,22 +90,29 @@ fn commit_summary(commit_id: &str) -> HashMap<String, String> {
     ])
 }
 
-/// Swaps in its own transaction and commits it; returns the swap's answer.
-async fn swap(pool: &PgPool, wh: &Warehouse, prepared: &PreparedCommit) -> bool {
+/// Swaps in its own transaction and commits it (rolls it back if the swap fails).
+async fn swap(pool: &PgPool, wh: &Warehouse, prepared: &PreparedCommit) -> Result<(), LakeError> {
     let mut tx = pool.begin().await.unwrap();
-    let swapped = ice::swap_pointer(&mut tx, wh, prepared).await.unwrap();
-    tx.commit().await.unwrap();
-    if swapped {
-        ice::finish_commit(wh, prepared).await;
+    let swapped = ice::swap_pointer(&mut tx, wh, prepared).await;
+    match &swapped {
+        Ok(()) => {
+            tx.commit().await.unwrap();
+            ice::finish_commit(wh, prepared).await;
+        }
+        Err(_) => tx.rollback().await.unwrap(),
     }
     swapped
+}
+
+fn kind(err: &LakeError) -> (LakeErrorKind, bool) {
+    (err.kind(), err.is_retryable())
 }
 
 /// Writes, prepares and lands one append of `rows`; returns the new table.
 async fn append(pool: &PgPool, wh: &Warehouse, table: &LoadedTable, rows: &[Row], commit_id: &str) -> LoadedTable {
     let files = ice::write_data_files(wh, table, batch(table, rows)).await.unwrap();
     let prepared = ice::prepare_append(wh, table, files, commit_summary(commit_id)).await.unwrap();
-    assert!(swap(pool, wh, &prepared).await, "swap on fresh metadata must succeed");
+    swap(pool, wh, &prepared).await.expect("swap on fresh metadata must succeed");
     prepared.into_loaded()
 }
 
@@ -327,10 +339,19 @@ async fn a_stale_swap_is_refused_and_the_same_files_land_once_on_fresh_metadata(
     let loser_files = ice::write_data_files(&wh, &base, batch(&base, &loser_rows)).await.unwrap();
     let winner = ice::prepare_append(&wh, &base, winner_files, commit_summary("winner")).await.unwrap();
     let stale = ice::prepare_append(&wh, &base, loser_files.clone(), commit_summary("loser")).await.unwrap();
-    assert!(swap(&pool, &wh, &winner).await);
+    swap(&pool, &wh, &winner).await.unwrap();
 
-    // The stale commit is refused and changes nothing.
-    assert!(!swap(&pool, &wh, &stale).await, "a swap built on replaced metadata must fail");
+    // The stale commit is refused as a conflict (retryable) and changes nothing.
+    let err = swap(&pool, &wh, &stale).await.expect_err("a swap built on replaced metadata must fail");
+    assert_eq!(kind(&err), (LakeErrorKind::Conflict, true), "{err}");
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "table {NS}.events: another writer committed first (the commit was built on {})",
+            base.metadata_location
+        )
+    );
+    assert!(!err.is_catalog_database());
     assert_eq!(
         pointer(&pool, &wh, "events").await,
         (winner.new_metadata_location.clone(), Some(base.metadata_location.clone()))
@@ -347,7 +368,7 @@ async fn a_stale_swap_is_refused_and_the_same_files_land_once_on_fresh_metadata(
     // Re-prepared on fresh metadata, the same data files land, once.
     let retried = ice::prepare_append(&wh, &current, loser_files.clone(), commit_summary("loser")).await.unwrap();
     assert_eq!(retried.previous_metadata_location, winner.new_metadata_location);
-    assert!(swap(&pool, &wh, &retried).await);
+    swap(&pool, &wh, &retried).await.unwrap();
     let done = reload(&pool, &wh, "events").await;
     assert_eq!(done.metadata.snapshots().count(), 3);
     let live: Vec<String> =
@@ -374,13 +395,13 @@ async fn has_commit_sees_a_commit_only_after_its_swap(pool: PgPool) {
 
     // A swap whose transaction rolls back did not happen either.
     let mut tx = pool.begin().await.unwrap();
-    assert!(ice::swap_pointer(&mut tx, &wh, &prepared).await.unwrap());
+    ice::swap_pointer(&mut tx, &wh, &prepared).await.unwrap();
     tx.rollback().await.unwrap();
     let after_rollback = reload(&pool, &wh, "clicks").await;
     assert!(!ice::has_commit(&after_rollback.metadata, "the-commit"), "visible after a rolled-back swap");
     assert_eq!(after_rollback.metadata_location, earlier.metadata_location);
 
-    assert!(swap(&pool, &wh, &prepared).await);
+    swap(&pool, &wh, &prepared).await.unwrap();
     let after = reload(&pool, &wh, "clicks").await;
     assert!(ice::has_commit(&after.metadata, "the-commit"));
     assert!(ice::has_commit(&after.metadata, "earlier"), "older commits stay findable");
@@ -416,7 +437,7 @@ async fn a_replace_commit_compacts_files_and_keeps_the_rows(pool: PgPool) {
         summary: HashMap::from([(COMMIT_ID_KEY.to_string(), "compaction".to_string())]),
     };
     let prepared = ice::prepare_commit(&wh, &t3, request.clone()).await.unwrap();
-    assert!(swap(&pool, &wh, &prepared).await);
+    swap(&pool, &wh, &prepared).await.unwrap();
     let t4 = reload(&pool, &wh, "metrics").await;
     let summary = &t4.metadata.current_snapshot().unwrap().summary();
     assert_eq!(summary.operation, Operation::Replace);
@@ -432,6 +453,8 @@ async fn a_replace_commit_compacts_files_and_keeps_the_rows(pool: PgPool) {
     // The same replace again conflicts: its files are no longer live.
     let err = ice::prepare_commit(&wh, &t4, request).await.unwrap_err();
     assert!(format!("{err:#}").contains("no longer"), "{err:#}");
+    assert_eq!(kind(&err), (LakeErrorKind::Conflict, true), "{err}");
+    assert!(err.to_string().starts_with(&format!("table {NS}.metrics: ")), "{err}");
 
     // Appends go on after a replace, and a replace that drops rows is refused.
     let extra = vec![row(10, Some(DAY0 + HOUR * 3), Some("after"), Some(1.0))];
@@ -443,7 +466,9 @@ async fn a_replace_commit_compacts_files_and_keeps_the_rows(pool: PgPool) {
         removed: ice::live_files(&wh, &t5).await.unwrap(),
         summary: HashMap::new(),
     };
-    assert!(ice::prepare_commit(&wh, &t5, lossy).await.is_err());
+    let err = ice::prepare_commit(&wh, &t5, lossy).await.unwrap_err();
+    assert_eq!(kind(&err), (LakeErrorKind::Invalid, false), "{err}");
+    assert_eq!(err.to_string(), format!("table {NS}.metrics: a replace must keep the rows: adds 0 rows, removes 10"));
 }
 
 #[sqlx::test(migrations = "../migrations")]
@@ -478,4 +503,145 @@ async fn a_dropped_and_recreated_table_gets_a_folder_of_its_own(pool: PgPool) {
         assert!(wh.file_io.exists(path).await.unwrap(), "{path} is gone");
     }
     assert!(wh.file_io.exists(&first.metadata_location).await.unwrap());
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_missing_metadata_or_manifest_list_is_not_found_and_a_dropped_table_too(pool: PgPool) {
+    let dir = tempfile::tempdir().unwrap();
+    let wh = warehouse(&dir);
+    let created = create(&pool, &wh, "events").await;
+    let table = append(&pool, &wh, &created, &commit1(), "first").await;
+
+    let manifest_list = table.metadata.current_snapshot().unwrap().manifest_list().to_string();
+    std::fs::remove_file(manifest_list.strip_prefix("file://").unwrap()).unwrap();
+    let err = ice::live_files(&wh, &table).await.unwrap_err();
+    assert_eq!(kind(&err), (LakeErrorKind::NotFound, false), "{err}");
+    assert_eq!(err.to_string(), format!("table {NS}.events: reading manifest list {manifest_list}: no such file"));
+
+    std::fs::remove_file(table.metadata_location.strip_prefix("file://").unwrap()).unwrap();
+    let mut conn = pool.acquire().await.unwrap();
+    let err = ice::load_table(&mut conn, &wh, NS, "events").await.unwrap_err();
+    assert_eq!(kind(&err), (LakeErrorKind::NotFound, false), "{err}");
+    assert_eq!(
+        err.to_string(),
+        format!("table {NS}.events: reading metadata file {}: no such file", table.metadata_location)
+    );
+    // A table the catalog does not have is no error at all.
+    assert!(ice::load_table(&mut conn, &wh, NS, "never-made").await.unwrap().is_none());
+    drop(conn);
+
+    // A commit on a table dropped meanwhile is not a race to retry.
+    let other = create(&pool, &wh, "clicks").await;
+    let files = ice::write_data_files(&wh, &other, batch(&other, &commit2())).await.unwrap();
+    let prepared = ice::prepare_append(&wh, &other, files, commit_summary("late")).await.unwrap();
+    sqlx::query("DELETE FROM iceberg_tables WHERE catalog_name = $1 AND table_name = 'clicks'")
+        .bind(&wh.catalog_name)
+        .execute(&pool)
+        .await
+        .unwrap();
+    let err = swap(&pool, &wh, &prepared).await.unwrap_err();
+    assert_eq!(kind(&err), (LakeErrorKind::NotFound, false), "{err}");
+    assert_eq!(err.to_string(), format!("table {NS}.clicks was dropped before the commit"));
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_warehouse_folder_that_cannot_be_written_is_a_storage_failure(pool: PgPool) {
+    let dir = tempfile::tempdir().unwrap();
+    // Tests run as root, whom chmod does not stop: a regular file where a
+    // folder must be stops everyone.
+    let blocker = dir.path().join("a-file");
+    std::fs::write(&blocker, b"not a folder").unwrap();
+    let err = Warehouse::local("dest", &blocker.join("warehouse")).unwrap_err();
+    assert_eq!(kind(&err), (LakeErrorKind::Storage, false), "{err}");
+
+    // A warehouse that opened, whose namespace folder is a file: creating a
+    // table fails on its first metadata file, and leaves no catalog row.
+    let wh = Warehouse::local("dest", &dir.path().join("warehouse")).unwrap();
+    std::fs::write(dir.path().join("warehouse").join(NS), b"not a folder").unwrap();
+    let mut tx = pool.begin().await.unwrap();
+    let err = ice::create_table(&mut tx, &wh, NS, "events", schema(), &[]).await.unwrap_err();
+    drop(tx);
+    assert_eq!(kind(&err), (LakeErrorKind::Storage, false), "{err}");
+    assert!(!err.is_catalog_database(), "{err}");
+    let shown = err.to_string();
+    assert!(shown.starts_with(&format!("table {NS}.events: writing the first metadata file file://")), "{shown}");
+    assert!(shown.contains("Not a directory"), "the OS error says why: {shown}");
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM iceberg_tables").fetch_one(&pool).await.unwrap();
+    assert_eq!(rows, 0);
+
+    // A table whose data folder became a file: writing data files fails.
+    let ok = Warehouse::local("dest-2", &dir.path().join("warehouse-2")).unwrap();
+    let table = create(&pool, &ok, "orders").await;
+    let data_dir = format!("{}/data", table.metadata.location().strip_prefix("file://").unwrap());
+    std::fs::write(&data_dir, b"not a folder").unwrap();
+    let err = ice::write_data_files(&ok, &table, batch(&table, &commit1())).await.unwrap_err();
+    assert_eq!(kind(&err), (LakeErrorKind::Storage, false), "{err}");
+    assert!(err.to_string().starts_with(&format!("table {NS}.orders: writing a data file: ")), "{err}");
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn an_unreachable_object_store_is_a_transient_storage_failure(pool: PgPool) {
+    // A port nothing listens on: the connection is refused at once, and
+    // opendal's own retries (about 7 s) give up.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let access = S3Access {
+        endpoint: Some(format!("http://127.0.0.1:{port}")),
+        region: None,
+        access_key_id: Some("AKID".into()),
+        secret_access_key: Some("secret".into()),
+    };
+    let wh = Warehouse::open("dest", "s3://bucket-1/lake", &access).unwrap();
+    let mut tx = pool.begin().await.unwrap();
+    let err = ice::create_table(&mut tx, &wh, NS, "events", schema(), &[]).await.unwrap_err();
+    assert_eq!(kind(&err), (LakeErrorKind::Storage, true), "{err:?}");
+    assert!(!err.is_catalog_database());
+    let shown = err.to_string();
+    assert!(
+        shown.starts_with(&format!("table {NS}.events: writing the first metadata file s3://bucket-1/lake/")),
+        "{shown}"
+    );
+    assert!(shown.ends_with(": the object store failed: connection refused"), "{shown}");
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn bad_names_and_specs_are_invalid_and_create_nothing(pool: PgPool) {
+    let dir = tempfile::tempdir().unwrap();
+    let wh = warehouse(&dir);
+    let mut tx = pool.begin().await.unwrap();
+    for (namespace, name) in [(NS, "bad/name"), (NS, "../escape"), ("..", "events"), (NS, "")] {
+        let err = ice::create_table(&mut tx, &wh, namespace, name, schema(), &[]).await.unwrap_err();
+        assert_eq!(kind(&err), (LakeErrorKind::Invalid, false), "{namespace:?}.{name:?}: {err}");
+    }
+    let err = ice::create_table(&mut tx, &wh, NS, "events", schema(), &[("nope", Transform::Day)]).await.unwrap_err();
+    assert_eq!(kind(&err), (LakeErrorKind::Invalid, false), "{err}");
+    assert_eq!(err.to_string(), format!(r#"table {NS}.events: no column "nope" to partition by"#));
+    tx.commit().await.unwrap();
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM iceberg_tables").fetch_one(&pool).await.unwrap();
+    assert_eq!(rows, 0);
+    assert!(!dir.path().join(NS).exists(), "nothing written for a refused table");
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn catalog_database_errors_map_by_their_sqlstate(pool: PgPool) {
+    let mut conn = pool.acquire().await.unwrap();
+    // A statement timeout: the database is struggling, try again later.
+    sqlx::query("SET statement_timeout = '20ms'").execute(&mut *conn).await.unwrap();
+    let err = LakeError::from(sqlx::query("SELECT pg_sleep(2)").execute(&mut *conn).await.unwrap_err());
+    assert_eq!(kind(&err), (LakeErrorKind::Storage, true), "{err}");
+    assert!(err.is_catalog_database());
+    assert!(err.to_string().ends_with("(57014)"), "{err}");
+    sqlx::query("RESET statement_timeout").execute(&mut *conn).await.unwrap();
+
+    // A concurrent creator's row: a conflict.
+    let insert = "INSERT INTO iceberg_tables (catalog_name, table_namespace, table_name, metadata_location)
+                  VALUES ('dest', 'ns', 't', 'file:///x/metadata/00000-a.metadata.json')";
+    sqlx::query(insert).execute(&mut *conn).await.unwrap();
+    let err = LakeError::from(sqlx::query(insert).execute(&mut *conn).await.unwrap_err());
+    assert_eq!(kind(&err), (LakeErrorKind::Conflict, true), "{err}");
+    assert!(!err.is_catalog_database());
+
+    // A database without our tables: no retry fixes that.
+    let err = LakeError::from(sqlx::query("SELECT * FROM no_such_table").execute(&mut *conn).await.unwrap_err());
+    assert_eq!(kind(&err), (LakeErrorKind::Storage, false), "{err}");
+    assert!(err.is_catalog_database());
 }

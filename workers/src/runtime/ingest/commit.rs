@@ -18,7 +18,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::coord::{self, lease, offsets, Lease};
-use crate::iceberg::{self as ice, LoadedTable, PreparedCommit, Warehouse};
+use crate::iceberg::{self as ice, LakeErrorKind, LoadedTable, PreparedCommit, Warehouse};
 
 /// Everything one commit needs.
 pub struct Batch {
@@ -120,15 +120,23 @@ pub async fn commit(
             discard(warehouse, &prepared).await;
             return Ok(Committed::LeaseLost);
         }
-        let mut swapped = true;
+        let mut lost = None;
         for p in &prepared {
-            swapped &= ice::swap_pointer(&mut tx, warehouse, p).await?;
+            match ice::swap_pointer(&mut tx, warehouse, p).await {
+                Ok(()) => {}
+                Err(e) if e.kind() == LakeErrorKind::Conflict => {
+                    lost = Some(e);
+                    break;
+                }
+                Err(e) => return Err(e.into()),
+            }
         }
-        if !swapped {
+        if let Some(e) = lost {
             tx.rollback().await?;
             discard(warehouse, &prepared).await;
             tracing::debug!(
-                pipeline = %lease.pipeline_id, slice = lease.slice, "lost a commit race; retrying on fresh metadata"
+                pipeline = %lease.pipeline_id, slice = lease.slice, error = %e,
+                "lost a commit race; retrying on fresh metadata"
             );
             lost_race = true;
             continue;
