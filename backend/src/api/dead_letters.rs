@@ -9,7 +9,7 @@ use datafusion::arrow::array::{Array, AsArray, RecordBatch};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Int32Type, Int64Type, TimeUnit, TimestampMicrosecondType};
 use icehouse_api::status::{DeadLetterList, DeadLetterRow};
-use icehouse_api::{PipelineId, Problem, Role};
+use icehouse_api::{PipelineId, Role};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
@@ -31,7 +31,7 @@ pub struct DeadLetterParams {
 #[utoipa::path(
     get, path = "/api/v1/pipelines/{pipeline_id}/dead-letters", tag = "pipelines", security(("bearer" = [])),
     params(("pipeline_id" = PipelineId, Path), DeadLetterParams),
-    responses((status = 200, body = DeadLetterList), (status = 404, body = Problem, content_type = "application/problem+json"))
+    responses((status = 200, body = DeadLetterList))
 )]
 pub async fn list(
     State(state): State<AppState>,

@@ -5,7 +5,7 @@ use anyhow::Context;
 use axum::extract::State;
 use axum::Json;
 use icehouse_api::status::{SnapshotInfo, TableDetail, TableSummary};
-use icehouse_api::{Problem, Role};
+use icehouse_api::Role;
 use icehouse_workers::iceberg::{self as ice, LoadedTable};
 
 use crate::auth::RequestContext;
@@ -18,7 +18,7 @@ use crate::state::AppState;
 /// Every table in the tenant's warehouses, with row and snapshot counts.
 #[utoipa::path(
     get, path = "/api/v1/tables", tag = "tables", security(("bearer" = [])),
-    responses((status = 200, body = Vec<TableSummary>), (status = 401, body = Problem, content_type = "application/problem+json"))
+    responses((status = 200, body = Vec<TableSummary>))
 )]
 pub async fn list(State(state): State<AppState>, ctx: RequestContext) -> ApiResult<Json<Vec<TableSummary>>> {
     ctx.require(Role::Viewer)?;
@@ -44,7 +44,7 @@ pub async fn list(State(state): State<AppState>, ctx: RequestContext) -> ApiResu
 #[utoipa::path(
     get, path = "/api/v1/tables/{namespace}/{table}", tag = "tables", security(("bearer" = [])),
     params(("namespace" = String, Path), ("table" = String, Path)),
-    responses((status = 200, body = TableDetail), (status = 404, body = Problem, content_type = "application/problem+json"))
+    responses((status = 200, body = TableDetail))
 )]
 pub async fn get(
     State(state): State<AppState>,
