@@ -52,6 +52,11 @@ pub async fn get(
     ApiPath((namespace, name)): ApiPath<(String, String)>,
 ) -> ApiResult<Json<TableDetail>> {
     ctx.require(Role::Viewer)?;
+    // Postgres cannot hold U+0000 in a name, so no table has one (and looking
+    // it up would be a database error, not a miss).
+    if namespace.contains('\0') || name.contains('\0') {
+        return Err(ApiError::NotFound("table"));
+    }
     let mut tx = db::begin_tenant(&state.pool, ctx.tenant_id).await?;
     let destinations = db::destinations::list(&mut tx, ctx.tenant_id, None, i64::from(i32::MAX) - 1).await?;
     for dest in &destinations {
