@@ -609,14 +609,18 @@ ICEHOUSE_PYTHON_READERS=(
     "duckdb-extension-avro==1.5.5"
     # A local S3-compatible server (moto_server) for the S3 warehouse tests; brings boto3.
     "moto[server]==5.2.5"
+    # Property-based checks of the served OpenAPI spec against the real server
+    # (e2e/tests/e2e/schemathesis.rs); pinned so its checks and generated data
+    # do not change under the tests.
+    "schemathesis==4.32.5"
 )
 
 _python_readers_installed() {
     local venv=$1
     [[ -x $venv/bin/python && -f $venv/.icehouse-readers ]] || return 1
     [[ "$(<"$venv/.icehouse-readers")" == "${ICEHOUSE_PYTHON_READERS[*]}" ]] || return 1
-    "$venv/bin/python" -c 'import pyiceberg.catalog.sql, duckdb, psycopg2, duckdb_extension_iceberg, duckdb_extension_avro, moto.server, boto3' \
-        >/dev/null 2>&1 && [[ -x $venv/bin/moto_server ]]
+    "$venv/bin/python" -c 'import pyiceberg.catalog.sql, duckdb, psycopg2, duckdb_extension_iceberg, duckdb_extension_avro, moto.server, boto3, schemathesis' \
+        >/dev/null 2>&1 && [[ -x $venv/bin/moto_server && -x $venv/bin/schemathesis ]]
 }
 
 # ensure_python_readers: a venv with the external Iceberg readers the tests

@@ -43,8 +43,42 @@ where
             }
         })?;
         let value = parse_json::<T>(&bytes)?;
+        refuse_nul(&bytes)?;
         value.validate().map_err(ApiError::Validation)?;
         Ok(ApiJson(value))
+    }
+}
+
+/// Postgres keeps no U+0000 in `text` or `jsonb`, so no text of this API may
+/// hold one: refused here, naming its field, instead of failing as a database
+/// fault wherever the text is first stored or looked up.
+fn refuse_nul(bytes: &[u8]) -> Result<(), ApiError> {
+    // JSON carries U+0000 only as this escape, which nearly no body has.
+    if !bytes.windows(6).any(|w| w == br"\u0000") {
+        return Ok(());
+    }
+    let Ok(value) = serde_json::from_slice::<serde_json::Value>(bytes) else { return Ok(()) };
+    match nul_at(&value, String::new()) {
+        Some(field) => Err(ApiError::field(&field, "must not contain the NUL character (U+0000)")),
+        None => Ok(()),
+    }
+}
+
+/// The path (as serde_path_to_error writes it) of the first string or key holding U+0000.
+fn nul_at(value: &serde_json::Value, path: String) -> Option<String> {
+    use serde_json::Value;
+    match value {
+        Value::String(s) if s.contains('\0') => Some(if path.is_empty() { "body".into() } else { path }),
+        Value::Array(items) => items.iter().enumerate().find_map(|(i, item)| nul_at(item, format!("{path}[{i}]"))),
+        Value::Object(map) => map.iter().find_map(|(key, item)| {
+            let path = if path.is_empty() { key.clone() } else { format!("{path}.{key}") };
+            if key.contains('\0') {
+                Some(path)
+            } else {
+                nul_at(item, path)
+            }
+        }),
+        _ => None,
     }
 }
 

@@ -35,12 +35,12 @@ pub use icehouse_workers::{connect, MIGRATOR};
 
 /// The OpenAPI document generated from the router itself.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    api::routes(None).split_for_parts().1
+    api::split(None).1
 }
 
 /// The whole HTTP service.
 pub fn router(state: AppState) -> Router {
-    let (api, spec) = api::routes(Some(&state)).split_for_parts();
+    let (api, spec) = api::split(Some(&state));
     let spec_json = serde_json::to_string_pretty(&spec).expect("the OpenAPI spec serializes");
     let x_request_id = HeaderName::from_static("x-request-id");
     let timeout = Duration::from_secs(state.config.http.request_timeout_secs);

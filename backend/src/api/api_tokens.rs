@@ -18,7 +18,7 @@ use crate::state::AppState;
 #[utoipa::path(
     get, path = "/api/v1/api-tokens", tag = "api-tokens", security(("bearer" = [])),
     params(ListParams),
-    responses((status = 200, body = Page<ApiToken>), (status = 403, body = Problem, content_type = "application/problem+json"))
+    responses((status = 200, body = Page<ApiToken>), (status = 403, description = "Needs the admin role", body = Problem, content_type = "application/problem+json"))
 )]
 pub async fn list(
     State(state): State<AppState>,
@@ -40,8 +40,8 @@ pub async fn list(
     request_body = CreateApiTokenRequest,
     responses(
         (status = 201, body = CreatedApiToken),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 409, body = Problem, content_type = "application/problem+json")
+        (status = 403, description = "Needs the admin role, and a token gets at most its creator's role", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Name taken", body = Problem, content_type = "application/problem+json")
     )
 )]
 pub async fn create(
@@ -77,7 +77,7 @@ pub async fn create(
 #[utoipa::path(
     delete, path = "/api/v1/api-tokens/{token_id}", tag = "api-tokens", security(("bearer" = [])),
     params(("token_id" = ApiTokenId, Path)),
-    responses((status = 204, description = "Revoked"), (status = 404, body = Problem, content_type = "application/problem+json"))
+    responses((status = 204, description = "Revoked"), (status = 403, description = "Needs the admin role", body = Problem, content_type = "application/problem+json"))
 )]
 pub async fn delete(
     State(state): State<AppState>,

@@ -16,7 +16,7 @@ use crate::state::AppState;
 #[utoipa::path(
     get, path = "/api/v1/audit", tag = "audit", security(("bearer" = [])),
     params(ListParams),
-    responses((status = 200, body = Page<AuditEntry>), (status = 403, body = Problem, content_type = "application/problem+json"))
+    responses((status = 200, body = Page<AuditEntry>), (status = 403, description = "Needs the admin role", body = Problem, content_type = "application/problem+json"))
 )]
 pub async fn list(
     State(state): State<AppState>,

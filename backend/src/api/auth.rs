@@ -23,8 +23,7 @@ const REFRESH_PREFIX: &str = "ihr_";
     request_body = SignupRequest,
     responses(
         (status = 201, body = TokenResponse),
-        (status = 409, description = "Tenant name or email taken", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid fields", body = Problem, content_type = "application/problem+json")
+        (status = 409, description = "Tenant name or email taken", body = Problem, content_type = "application/problem+json")
     )
 )]
 pub async fn signup(
@@ -138,10 +137,7 @@ pub async fn logout(State(state): State<AppState>, ApiJson(req): ApiJson<Refresh
 #[utoipa::path(
     get, path = "/api/v1/me", tag = "auth",
     security(("bearer" = [])),
-    responses(
-        (status = 200, body = Me),
-        (status = 401, body = Problem, content_type = "application/problem+json")
-    )
+    responses((status = 200, body = Me))
 )]
 pub async fn me(State(state): State<AppState>, ctx: RequestContext) -> ApiResult<Json<Me>> {
     let mut tx = db::begin_tenant(&state.pool, ctx.tenant_id).await?;

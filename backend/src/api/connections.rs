@@ -25,7 +25,7 @@ use crate::state::AppState;
 #[utoipa::path(
     get, path = "/api/v1/connections", tag = "connections", security(("bearer" = [])),
     params(ListParams),
-    responses((status = 200, body = Page<Connection>), (status = 401, body = Problem, content_type = "application/problem+json"))
+    responses((status = 200, body = Page<Connection>))
 )]
 pub async fn list(
     State(state): State<AppState>,
@@ -47,9 +47,8 @@ pub async fn list(
     request_body = CreateConnectionRequest,
     responses(
         (status = 201, body = Connection),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Name taken", body = Problem, content_type = "application/problem+json"),
-        (status = 422, body = Problem, content_type = "application/problem+json")
+        (status = 403, description = "Needs the editor role", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Name taken", body = Problem, content_type = "application/problem+json")
     )
 )]
 pub async fn create(
@@ -81,7 +80,7 @@ pub async fn create(
 #[utoipa::path(
     get, path = "/api/v1/connections/{connection_id}", tag = "connections", security(("bearer" = [])),
     params(("connection_id" = ConnectionId, Path)),
-    responses((status = 200, body = Connection), (status = 404, body = Problem, content_type = "application/problem+json"))
+    responses((status = 200, body = Connection))
 )]
 pub async fn get(
     State(state): State<AppState>,
@@ -99,9 +98,8 @@ pub async fn get(
     request_body = UpdateConnectionRequest,
     responses(
         (status = 200, body = Connection),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 409, body = Problem, content_type = "application/problem+json"),
-        (status = 422, body = Problem, content_type = "application/problem+json")
+        (status = 403, description = "Needs the editor role", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Name taken", body = Problem, content_type = "application/problem+json")
     )
 )]
 pub async fn update(
@@ -155,7 +153,7 @@ pub async fn update(
     params(("connection_id" = ConnectionId, Path)),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Needs the editor role", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Used by a pipeline", body = Problem, content_type = "application/problem+json")
     )
 )]
@@ -180,7 +178,7 @@ pub async fn delete(
 #[utoipa::path(
     post, path = "/api/v1/connections/{connection_id}/test", tag = "connections", security(("bearer" = [])),
     params(("connection_id" = ConnectionId, Path)),
-    responses((status = 200, body = ConnectionTestResult), (status = 404, body = Problem, content_type = "application/problem+json"))
+    responses((status = 200, body = ConnectionTestResult))
 )]
 pub async fn test(
     State(state): State<AppState>,
@@ -200,7 +198,6 @@ pub async fn test(
     params(("connection_id" = ConnectionId, Path)),
     responses(
         (status = 200, body = TopicList),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 502, description = "The cluster could not be used; `kind` says why", body = Problem, content_type = "application/problem+json")
     )
 )]
@@ -226,8 +223,7 @@ pub async fn topics(
     request_body = CreateConnectionRequest,
     responses(
         (status = 200, body = ConnectionTestResult),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 422, body = Problem, content_type = "application/problem+json")
+        (status = 403, description = "Needs the editor role", body = Problem, content_type = "application/problem+json")
     )
 )]
 pub async fn test_unsaved(
@@ -256,8 +252,8 @@ pub async fn test_unsaved(
     request_body = SampleRequest,
     responses(
         (status = 200, body = SampleResponse),
+        (status = 403, description = "Needs the editor role", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such connection or topic", body = Problem, content_type = "application/problem+json"),
-        (status = 422, body = Problem, content_type = "application/problem+json"),
         (status = 502, description = "The cluster could not be used", body = Problem, content_type = "application/problem+json")
     )
 )]

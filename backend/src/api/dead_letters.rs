@@ -31,7 +31,7 @@ pub struct DeadLetterParams {
 #[utoipa::path(
     get, path = "/api/v1/pipelines/{pipeline_id}/dead-letters", tag = "pipelines", security(("bearer" = [])),
     params(("pipeline_id" = PipelineId, Path), DeadLetterParams),
-    responses((status = 200, body = DeadLetterList), (status = 404, body = Problem, content_type = "application/problem+json"))
+    responses((status = 200, body = DeadLetterList), (status = 502, description = "A warehouse could not be reached", body = Problem, content_type = "application/problem+json"))
 )]
 pub async fn list(
     State(state): State<AppState>,

@@ -18,7 +18,7 @@ use crate::state::AppState;
 #[utoipa::path(
     get, path = "/api/v1/destinations", tag = "destinations", security(("bearer" = [])),
     params(ListParams),
-    responses((status = 200, body = Page<Destination>), (status = 401, body = Problem, content_type = "application/problem+json"))
+    responses((status = 200, body = Page<Destination>))
 )]
 pub async fn list(
     State(state): State<AppState>,
@@ -39,9 +39,8 @@ pub async fn list(
     request_body = CreateDestinationRequest,
     responses(
         (status = 201, body = Destination),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 409, body = Problem, content_type = "application/problem+json"),
-        (status = 422, body = Problem, content_type = "application/problem+json")
+        (status = 403, description = "Needs the editor role", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Name taken", body = Problem, content_type = "application/problem+json")
     )
 )]
 pub async fn create(
@@ -74,7 +73,7 @@ pub async fn create(
 #[utoipa::path(
     get, path = "/api/v1/destinations/{destination_id}", tag = "destinations", security(("bearer" = [])),
     params(("destination_id" = DestinationId, Path)),
-    responses((status = 200, body = Destination), (status = 404, body = Problem, content_type = "application/problem+json"))
+    responses((status = 200, body = Destination))
 )]
 pub async fn get(
     State(state): State<AppState>,
@@ -95,9 +94,8 @@ pub async fn get(
     request_body = UpdateDestinationRequest,
     responses(
         (status = 200, body = Destination),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 409, body = Problem, content_type = "application/problem+json"),
-        (status = 422, body = Problem, content_type = "application/problem+json")
+        (status = 403, description = "Needs the editor role", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Name taken", body = Problem, content_type = "application/problem+json")
     )
 )]
 pub async fn update(
@@ -157,7 +155,7 @@ pub async fn update(
     params(("destination_id" = DestinationId, Path)),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Needs the editor role", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Used by a pipeline", body = Problem, content_type = "application/problem+json")
     )
 )]

@@ -12,6 +12,7 @@ mod health;
 mod notifications;
 mod pipelines;
 mod query;
+mod spec;
 pub(crate) mod tables;
 mod users;
 mod wizard;
@@ -67,9 +68,18 @@ impl Modify for BearerAuth {
     }
 }
 
+/// The routes and the spec they serve, with the errors every route shares
+/// added to it ([`spec::CommonProblems`]: it needs the merged paths, so it
+/// runs here rather than as a modifier of [`ApiDoc`]).
+pub fn split(state: Option<&AppState>) -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
+    let (router, mut openapi) = routes(state).split_for_parts();
+    spec::CommonProblems.modify(&mut openapi);
+    (router, openapi)
+}
+
 /// All routes with their spec. With a state, the protected routes are put
 /// behind [`authenticate`]; without one (spec generation) they are not served.
-pub fn routes(state: Option<&AppState>) -> OpenApiRouter<AppState> {
+fn routes(state: Option<&AppState>) -> OpenApiRouter<AppState> {
     let public = OpenApiRouter::new()
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz))

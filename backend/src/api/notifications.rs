@@ -26,7 +26,7 @@ pub struct NotificationParams {
 #[utoipa::path(
     get, path = "/api/v1/notifications", tag = "notifications", security(("bearer" = [])),
     params(NotificationParams),
-    responses((status = 200, body = NotificationList), (status = 403, body = Problem, content_type = "application/problem+json"))
+    responses((status = 200, body = NotificationList), (status = 403, description = "Needs the admin role", body = Problem, content_type = "application/problem+json"))
 )]
 pub async fn list(
     State(state): State<AppState>,
@@ -53,8 +53,7 @@ pub async fn list(
     request_body = MarkReadRequest,
     responses(
         (status = 204, description = "Marked"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 422, body = Problem, content_type = "application/problem+json")
+        (status = 403, description = "Needs the admin role, and a user: an API token has no read state", body = Problem, content_type = "application/problem+json")
     )
 )]
 pub async fn mark_read(

@@ -25,7 +25,7 @@ use crate::state::AppState;
 #[utoipa::path(
     get, path = "/api/v1/pipelines", tag = "pipelines", security(("bearer" = [])),
     params(ListParams),
-    responses((status = 200, body = Page<Pipeline>), (status = 401, body = Problem, content_type = "application/problem+json"))
+    responses((status = 200, body = Page<Pipeline>))
 )]
 pub async fn list(
     State(state): State<AppState>,
@@ -47,9 +47,8 @@ pub async fn list(
     request_body = CreatePipelineRequest,
     responses(
         (status = 201, body = Pipeline),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Needs the editor role", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Name or table taken", body = Problem, content_type = "application/problem+json"),
-        (status = 422, body = Problem, content_type = "application/problem+json"),
         (status = 502, description = "The destination's warehouse could not be reached", body = Problem, content_type = "application/problem+json")
     )
 )]
@@ -124,7 +123,7 @@ pub async fn create(
 #[utoipa::path(
     get, path = "/api/v1/pipelines/{pipeline_id}", tag = "pipelines", security(("bearer" = [])),
     params(("pipeline_id" = PipelineId, Path)),
-    responses((status = 200, body = Pipeline), (status = 404, body = Problem, content_type = "application/problem+json"))
+    responses((status = 200, body = Pipeline))
 )]
 pub async fn get(
     State(state): State<AppState>,
@@ -144,9 +143,8 @@ pub async fn get(
     request_body = UpdatePipelineRequest,
     responses(
         (status = 200, body = Pipeline),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 409, body = Problem, content_type = "application/problem+json"),
-        (status = 422, body = Problem, content_type = "application/problem+json")
+        (status = 403, description = "Needs the editor role", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Name taken", body = Problem, content_type = "application/problem+json")
     )
 )]
 pub async fn update(
@@ -181,7 +179,7 @@ pub async fn update(
 #[utoipa::path(
     delete, path = "/api/v1/pipelines/{pipeline_id}", tag = "pipelines", security(("bearer" = [])),
     params(("pipeline_id" = PipelineId, Path)),
-    responses((status = 204, description = "Deleted"), (status = 404, body = Problem, content_type = "application/problem+json"))
+    responses((status = 204, description = "Deleted"), (status = 403, description = "Needs the editor role", body = Problem, content_type = "application/problem+json"))
 )]
 pub async fn delete(
     State(state): State<AppState>,
@@ -201,7 +199,7 @@ pub async fn delete(
 #[utoipa::path(
     post, path = "/api/v1/pipelines/{pipeline_id}/pause", tag = "pipelines", security(("bearer" = [])),
     params(("pipeline_id" = PipelineId, Path)),
-    responses((status = 200, body = Pipeline), (status = 404, body = Problem, content_type = "application/problem+json"))
+    responses((status = 200, body = Pipeline), (status = 403, description = "Needs the editor role", body = Problem, content_type = "application/problem+json"))
 )]
 pub async fn pause(
     State(state): State<AppState>,
@@ -215,7 +213,7 @@ pub async fn pause(
 #[utoipa::path(
     post, path = "/api/v1/pipelines/{pipeline_id}/resume", tag = "pipelines", security(("bearer" = [])),
     params(("pipeline_id" = PipelineId, Path)),
-    responses((status = 200, body = Pipeline), (status = 404, body = Problem, content_type = "application/problem+json"))
+    responses((status = 200, body = Pipeline), (status = 403, description = "Needs the editor role", body = Problem, content_type = "application/problem+json"))
 )]
 pub async fn resume(
     State(state): State<AppState>,
@@ -327,7 +325,7 @@ async fn change(
 #[utoipa::path(
     get, path = "/api/v1/pipelines/{pipeline_id}/status", tag = "pipelines", security(("bearer" = [])),
     params(("pipeline_id" = PipelineId, Path)),
-    responses((status = 200, body = PipelineStatus), (status = 404, body = Problem, content_type = "application/problem+json"))
+    responses((status = 200, body = PipelineStatus))
 )]
 pub async fn status(
     State(state): State<AppState>,

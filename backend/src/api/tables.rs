@@ -18,7 +18,7 @@ use crate::state::AppState;
 /// Every table in the tenant's warehouses, with row and snapshot counts.
 #[utoipa::path(
     get, path = "/api/v1/tables", tag = "tables", security(("bearer" = [])),
-    responses((status = 200, body = Vec<TableSummary>), (status = 401, body = Problem, content_type = "application/problem+json"))
+    responses((status = 200, body = Vec<TableSummary>), (status = 502, description = "A warehouse could not be reached", body = Problem, content_type = "application/problem+json"))
 )]
 pub async fn list(State(state): State<AppState>, ctx: RequestContext) -> ApiResult<Json<Vec<TableSummary>>> {
     ctx.require(Role::Viewer)?;
@@ -42,7 +42,7 @@ pub async fn list(State(state): State<AppState>, ctx: RequestContext) -> ApiResu
 #[utoipa::path(
     get, path = "/api/v1/tables/{namespace}/{table}", tag = "tables", security(("bearer" = [])),
     params(("namespace" = String, Path), ("table" = String, Path)),
-    responses((status = 200, body = TableDetail), (status = 404, body = Problem, content_type = "application/problem+json"))
+    responses((status = 200, body = TableDetail), (status = 502, description = "A warehouse could not be reached", body = Problem, content_type = "application/problem+json"))
 )]
 pub async fn get(
     State(state): State<AppState>,
@@ -50,6 +50,11 @@ pub async fn get(
     ApiPath((namespace, name)): ApiPath<(String, String)>,
 ) -> ApiResult<Json<TableDetail>> {
     ctx.require(Role::Viewer)?;
+    // Postgres cannot hold U+0000 in a name, so no table has one (and looking
+    // it up would be a database error, not a miss).
+    if namespace.contains('\0') || name.contains('\0') {
+        return Err(ApiError::NotFound("table"));
+    }
     let mut tx = db::begin_tenant(&state.pool, ctx.tenant_id).await?;
     let destinations = db::destinations::list(&mut tx, ctx.tenant_id, None, i64::from(i32::MAX) - 1).await?;
     for dest in &destinations {

@@ -17,7 +17,7 @@ use crate::state::AppState;
 #[utoipa::path(
     get, path = "/api/v1/users", tag = "users", security(("bearer" = [])),
     params(ListParams),
-    responses((status = 200, body = Page<Member>), (status = 401, body = Problem, content_type = "application/problem+json"))
+    responses((status = 200, body = Page<Member>))
 )]
 pub async fn list(
     State(state): State<AppState>,
@@ -41,9 +41,8 @@ pub async fn list(
     request_body = AddMemberRequest,
     responses(
         (status = 201, body = Member),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Already a member", body = Problem, content_type = "application/problem+json"),
-        (status = 422, body = Problem, content_type = "application/problem+json")
+        (status = 403, description = "Needs the admin role, and owner to add an owner", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Already a member", body = Problem, content_type = "application/problem+json")
     )
 )]
 pub async fn add(
@@ -80,8 +79,7 @@ pub async fn add(
     request_body = UpdateMemberRequest,
     responses(
         (status = 200, body = Member),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Needs the admin role, and owner to grant or take away ownership", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Would leave the tenant without an owner", body = Problem, content_type = "application/problem+json")
     )
 )]
@@ -119,8 +117,7 @@ pub async fn update(
     params(("user_id" = UserId, Path)),
     responses(
         (status = 204, description = "Removed from the tenant"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Needs the admin role, and owner to remove an owner", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The last owner", body = Problem, content_type = "application/problem+json")
     )
 )]

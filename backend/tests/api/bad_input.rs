@@ -54,6 +54,8 @@ async fn malformed_bodies_name_the_field_and_change_nothing(pool: PgPool) {
     app.get("/api/v1/pipelines?limit=abc", &t).await.assert_problem(400, Some("limit"));
     app.get("/api/v1/pipelines?cursor=zzz", &t).await.assert_problem(422, Some("cursor"));
     app.get("/api/v1/pipelines?sort=name", &t).await.assert_problem(400, Some("sort"));
+    // No table name holds U+0000 (Postgres stores none): a miss, not a fault.
+    app.get("/api/v1/tables/raw%00/orders", &t).await.assert_problem(404, None);
     // Unknown routes and methods are problems too.
     app.get("/api/v1/nope", &t).await.assert_problem(404, None);
     app.call(Method::PUT, &format!("/api/v1/pipelines/{pid}"), Some(&t), Some(json!({})))
@@ -192,6 +194,20 @@ async fn invalid_values_name_the_field_and_change_nothing(pool: PgPool) {
         ("/api/v1/users", json!({"email": "ada@acme.test", "role": "viewer"}), 409, "email"),
         ("/api/v1/users", json!({"email": "new@acme.test", "role": "superuser", "password": PASSWORD}), 400, "role"),
         ("/api/v1/api-tokens", json!({"name": "t", "role": "viewer", "expires_in_days": 0}), 422, "expires_in_days"),
+        // Postgres stores no U+0000: refused by its field, wherever it is.
+        ("/api/v1/auth/login", json!({"email": "ada\u{0}@acme.test", "password": PASSWORD}), 422, "email"),
+        (
+            "/api/v1/connections",
+            json!({"name": "c", "bootstrap_servers": ["k:9092", "\u{0}"]}),
+            422,
+            "bootstrap_servers[1]",
+        ),
+        (
+            "/api/v1/pipelines",
+            json!({"name": "p", "connection_id": cid, "topic": "t", "destination_id": did, "table_name": "t", "mapping": {"columns": [{"name": "a", "type": "long", "path": "$.a\u{0}"}]}}),
+            422,
+            "mapping.columns[0].path",
+        ),
     ];
     for (path, body, status, field) in cases {
         let r = app.post(path, &t, body.clone()).await;

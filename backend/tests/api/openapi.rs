@@ -51,3 +51,30 @@ async fn served_spec_lists_every_route(pool: PgPool) {
     }
     assert!(r.body["components"]["securitySchemes"]["bearer"].is_object());
 }
+
+/// The statuses every guarded route shares are added by rule, pointing at the
+/// one problem response; a status a route documents itself keeps its words.
+#[test]
+fn shared_statuses_are_documented_once_by_rule() {
+    let spec = serde_json::to_value(icehouse_backend::openapi()).unwrap();
+    let responses = |path: &str, method: &str| spec["paths"][path][method]["responses"].clone();
+    let codes = |path: &str, method: &str| -> Vec<String> {
+        responses(path, method).as_object().unwrap().keys().cloned().collect()
+    };
+    let problem = "#/components/responses/Problem";
+    assert_eq!(
+        spec["components"]["responses"]["Problem"]["content"]["application/problem+json"]["schema"]["$ref"],
+        "#/components/schemas/Problem"
+    );
+
+    // A protected create with a body: its own 403 and 409, the shared rest.
+    assert_eq!(codes("/api/v1/connections", "post"), ["201", "400", "401", "403", "409", "413", "415", "422"]);
+    assert_eq!(responses("/api/v1/connections", "post")["415"]["$ref"], problem);
+    // A protected list with a query; a protected read by id.
+    assert_eq!(codes("/api/v1/connections", "get"), ["200", "400", "401", "422"]);
+    assert_eq!(codes("/api/v1/connections/{connection_id}", "get"), ["200", "401", "404"]);
+    // Public routes answer no 401 unless they say so themselves.
+    assert_eq!(codes("/api/v1/auth/signup", "post"), ["201", "400", "409", "413", "415", "422"]);
+    assert_eq!(responses("/api/v1/auth/login", "post")["401"]["description"], "Wrong email or password");
+    assert_eq!(codes("/healthz", "get"), ["200"]);
+}

@@ -9,4 +9,5 @@ mod ingest;
 mod process;
 mod query;
 mod s3;
+mod schemathesis;
 mod slices;
