@@ -37,11 +37,18 @@ CREATE TABLE tasks (
     CONSTRAINT tasks_finished_at CHECK ((state IN ('done', 'failed')) = (finished_at IS NOT NULL))
 );
 
--- At most one waiting and one running task per (kind, subject): a request for
--- work already waiting joins it, while a request made during a run waits for
--- the next one (the running one may have read its inputs already).
-CREATE UNIQUE INDEX tasks_one_pending ON tasks (kind, subject) WHERE state = 'pending';
-CREATE UNIQUE INDEX tasks_one_running ON tasks (kind, subject) WHERE state = 'running';
+-- At most one waiting and one running task per (tenant, kind, subject): a
+-- request for work already waiting joins it, while a request made during a
+-- run waits for the next one (the running one may have read its inputs
+-- already). Per tenant: two tenants' tables may have the same name, and one
+-- tenant's task must neither absorb nor reveal nor hold back another's. A
+-- system-wide task (no tenant) counts as the nil tenant.
+CREATE UNIQUE INDEX tasks_one_pending
+    ON tasks ((coalesce(tenant_id, '00000000-0000-0000-0000-000000000000'::uuid)), kind, subject)
+    WHERE state = 'pending';
+CREATE UNIQUE INDEX tasks_one_running
+    ON tasks ((coalesce(tenant_id, '00000000-0000-0000-0000-000000000000'::uuid)), kind, subject)
+    WHERE state = 'running';
 CREATE INDEX tasks_due ON tasks (run_at) WHERE state = 'pending';
 CREATE INDEX tasks_leases ON tasks (lease_expires_at) WHERE state = 'running';
 CREATE INDEX tasks_worker_id ON tasks (worker_id) WHERE worker_id IS NOT NULL;
@@ -56,7 +63,7 @@ CREATE POLICY tenant_isolation ON tasks USING (icehouse_visible(tenant_id))
 -- Wake the workers when a task is claimable now: enqueued (or moved) to a
 -- due time, or running without a holder because its worker was forgotten or
 -- stopped. A retry scheduled later, or an expiring lease, is found by the
--- heartbeat's claim. Postgres folds equal notifications of one transaction
+-- next claim (workers will claim on every heartbeat once tasks have kinds). Postgres folds equal notifications of one transaction
 -- into one, so the row triggers cost one NOTIFY per transaction.
 CREATE TRIGGER tasks_wake_workers_when_due
     AFTER INSERT OR UPDATE OF run_at, state ON tasks

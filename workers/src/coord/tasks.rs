@@ -164,11 +164,12 @@ pub enum TaskError {
 pub async fn enqueue(conn: &mut PgConnection, task: &NewTask<'_>) -> Result<Enqueued, sqlx::Error> {
     let id = Uuid::now_v7();
     // The conflict target names the partial index `tasks_one_pending` by its
-    // predicate, which has to be spelled as in the index (no parameter).
+    // expression and predicate, which have to be spelled as in the index.
     let stored: Task = sqlx::query_as(&format!(
         "INSERT INTO tasks (id, tenant_id, kind, subject, run_at, max_attempts)
          VALUES ($1, $2, $3, $4, coalesce($5, now()), $6)
-         ON CONFLICT (kind, subject) WHERE state = 'pending' DO UPDATE SET
+         ON CONFLICT ((coalesce(tenant_id, '00000000-0000-0000-0000-000000000000'::uuid)), kind, subject)
+             WHERE state = 'pending' DO UPDATE SET
              run_at = least(tasks.run_at, excluded.run_at),
              updated_at = CASE WHEN excluded.run_at < tasks.run_at THEN now() ELSE tasks.updated_at END
          RETURNING {TASK_COLUMNS}"
@@ -222,7 +223,8 @@ pub async fn claim(
              WHERE kind = ANY($1)
                AND ((state = $5 AND run_at <= now()
                      AND NOT EXISTS (SELECT 1 FROM tasks r
-                                     WHERE r.kind = t.kind AND r.subject = t.subject AND r.state = $6))
+                                     WHERE r.tenant_id IS NOT DISTINCT FROM t.tenant_id
+                                       AND r.kind = t.kind AND r.subject = t.subject AND r.state = $6))
                     OR (state = $6 AND (worker_id IS NULL OR lease_expires_at < now())
                         AND attempts < max_attempts))
              ORDER BY run_at, id

@@ -386,6 +386,34 @@ async fn a_tenant_sees_and_enqueues_only_its_own_tasks(pool: PgPool) {
 }
 
 #[sqlx::test(migrations = "../migrations")]
+async fn tenants_tasks_on_the_same_subject_neither_merge_nor_wait_for_each_other(pool: PgPool) {
+    let (a, b) = (tenant(&pool).await, tenant(&pool).await);
+    let of_a = enqueue(&pool, NewTask::new("compact", "sales.events").tenant(a)).await;
+    let of_b = enqueue(&pool, NewTask::new("compact", "sales.events").tenant(b)).await;
+    assert!(of_a.created && of_b.created, "the same table name in two tenants is two tasks");
+    assert_eq!(of_b.task.tenant_id, Some(b));
+    let system = enqueue(&pool, NewTask::new("compact", "sales.events")).await;
+    assert!(system.created, "a system-wide task is neither tenant's");
+    assert!(
+        !enqueue(&pool, NewTask::new("compact", "sales.events").tenant(a)).await.created,
+        "but within a tenant it joins"
+    );
+
+    let w = worker(&pool).await;
+    let first = claim(&pool, w, &["compact"], LONG).await;
+    assert_eq!(first.len(), 3, "a's running task holds back neither b's nor the system's");
+    // A new request of a's waits for a's run; b's does not wait for it.
+    let again_a = enqueue(&pool, NewTask::new("compact", "sales.events").tenant(a)).await.task.id;
+    let b_lease = first.iter().find(|l| l.task_id == of_b.task.id).unwrap();
+    let mut tx = coord::begin_system(&pool).await.unwrap();
+    tasks::complete(&mut tx, b_lease).await.unwrap();
+    tx.commit().await.unwrap();
+    let again_b = enqueue(&pool, NewTask::new("compact", "sales.events").tenant(b)).await.task.id;
+    let next: Vec<Uuid> = claim(&pool, w, &["compact"], LONG).await.iter().map(|l| l.task_id).collect();
+    assert_eq!(next, vec![again_b], "a's second request waits for a's run, b's goes ahead ({again_a} waits)");
+}
+
+#[sqlx::test(migrations = "../migrations")]
 async fn a_task_due_now_wakes_the_listening_workers(pool: PgPool) {
     let mut listener = PgListener::connect_with(&pool).await.unwrap();
     listener.listen("icehouse_work").await.unwrap();
@@ -393,7 +421,7 @@ async fn a_task_due_now_wakes_the_listening_workers(pool: PgPool) {
     enqueue(&pool, NewTask::new("compact", "table-1").run_at(later)).await;
     assert!(
         tokio::time::timeout(ms(300), listener.recv()).await.is_err(),
-        "a task due later wakes nobody (the heartbeat's claim finds it)"
+        "a task due later wakes nobody (the next claim finds it)"
     );
     enqueue(&pool, NewTask::new("compact", "table-2")).await;
     let note = tokio::time::timeout(Duration::from_secs(5), listener.recv()).await.expect("woken").unwrap();
