@@ -29,7 +29,8 @@ log "starting icehouse dev (it prints its URL)"
 "$CARGO_TARGET_DIR/release/icehouse" dev "$@" &
 icehouse_pid=$!
 trap 'stop_background; stop_demo; kill -TERM "$icehouse_pid" 2>/dev/null || true' EXIT
-trap 'kill -TERM "$icehouse_pid" 2>/dev/null || true' INT TERM
+stopping=0
+trap 'stopping=1; kill -TERM "$icehouse_pid" 2>/dev/null || true' INT TERM
 
 # --- DEMO BROKER / PRODUCER ------------------------------------------------------
 # A local tansu broker with a topic of store sales that fills a few events a
@@ -41,6 +42,8 @@ if [[ $demo != 0 ]]; then
         log "demo: the broker starts once tansu is built (first run only; log $ICEHOUSE_CACHE_DIR/logs/tansu.log)"
     fi
     await tansu
+    # Stopped meanwhile (Ctrl-C, SIGTERM): no demo to start.
+    if ((stopping)); then exit 130; fi
     step "demo broker" start_demo_broker
     step "demo producer" start_demo_producer
     log "demo: the wizard offers bootstrap server $ICEHOUSE_DEMO_BROKER; pick topic $ICEHOUSE_DEMO_TOPIC"

@@ -502,8 +502,12 @@ _kill_tree() { # PID: SIGTERM the process and its descendants, children first
 # a failed run leaves no compiler behind. An interrupted cargo install
 # resumes next time: each tool has its own build directory.
 stop_background() {
-    local name
-    for name in "${!_ICEHOUSE_BG_PIDS[@]}"; do _kill_tree "${_ICEHOUSE_BG_PIDS[$name]}"; done
+    local name pid
+    for name in "${!_ICEHOUSE_BG_PIDS[@]}"; do
+        pid=${_ICEHOUSE_BG_PIDS[$name]}
+        # Only a job of ours that still runs (a finished one's PID may be reused).
+        if jobs -pr | grep -qx "$pid"; then _kill_tree "$pid"; fi
+    done
     _ICEHOUSE_BG_PIDS=()
 }
 

@@ -107,7 +107,10 @@ pub async fn create(
             LakeErrorKind::Invalid | LakeErrorKind::NotFound => {
                 ApiError::field("destination_id", format!("cannot create the table in this warehouse: {e}"))
             }
-            LakeErrorKind::Conflict => ApiError::Conflict { field: None, detail: format!("{e}; try again") },
+            LakeErrorKind::Conflict => {
+                tracing::info!(error = %e, "creating a pipeline's tables lost a race");
+                ApiError::Conflict { field: None, detail: "the table was being created concurrently; try again".into() }
+            }
             LakeErrorKind::Storage => ApiError::from(e),
         })?;
         // A table that already exists (left by a deleted pipeline) is reused as it is.

@@ -5,8 +5,8 @@
 //! under a lease with an epoch that only grows, and every side effect of the
 //! holder (the table commit, the next offsets ([`offsets`]), its state) is
 //! fenced by that epoch in the same transaction. Other work (maintenance,
-//! stages, replays, deliveries) goes through the task queue ([`tasks`]),
-//! leased and fenced the same way.
+//! stages, replays, deliveries) will go through the task queue ([`tasks`]),
+//! leased and fenced the same way; no worker runs tasks yet.
 //!
 //! The states and settings stored as text are typed here ([`state`]), so a
 //! value Postgres holds but this code does not know is an error, not a

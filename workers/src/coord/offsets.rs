@@ -2,7 +2,9 @@
 //! tables. Offsets stored are always *next* offsets (last consumed + 1) and
 //! move only inside a commit transaction that has passed
 //! [`super::lease::check_epoch`]; whoever holds a partition next resumes
-//! exactly there.
+//! exactly there. The one write outside a commit, [`resolve_start`], only
+//! seeds a partition that has no offset yet (an existing one always wins), so
+//! a holder that lost its lease cannot move anything with it.
 
 use std::collections::{BTreeMap, HashMap};
 

@@ -1,5 +1,5 @@
 //! When to commit: the batching policy of a running slice, kept apart from
-//! Kafka and Postgres so its rules can be tested under paused time.
+//! Kafka and Postgres so its rules can be tested with a clock of the test's own.
 //!
 //! A batch is committed
 //! - at once when it is full (`batch_max_messages` or `batch_max_bytes`);

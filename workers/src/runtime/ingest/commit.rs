@@ -128,7 +128,11 @@ pub async fn commit(
                     lost = Some(e);
                     break;
                 }
-                Err(e) => return Err(e.into()),
+                Err(e) => {
+                    tx.rollback().await?;
+                    discard(warehouse, &prepared).await;
+                    return Err(e.into());
+                }
             }
         }
         if let Some(e) = lost {

@@ -1,6 +1,6 @@
 //! Whether a slice's Kafka side is failing, from what librdkafka tells:
 //! consumer errors and the reports of its error callback. Kept apart from
-//! the consumer so the rules can be tested under paused time.
+//! the consumer so the rules can be tested with a clock of the test's own.
 //!
 //! librdkafka retries by itself and never says "the broker is back": it
 //! keeps reporting a broker that is down or frozen (on every reconnect, or
