@@ -12,6 +12,7 @@ use icehouse_api::pipelines::{
 };
 use icehouse_api::status::{MinuteBucket, PartitionStatus, PipelineState, PipelineStatus};
 use icehouse_api::{ConnectionId, DestinationId, FieldError, PipelineId, Problem, Role};
+use icehouse_workers::coord::SliceState;
 use icehouse_workers::iceberg::{self as ice, LakeErrorKind, LoadedTable};
 use icehouse_workers::mapping::{partition_difference, schema_differences, table_schema};
 use sqlx::types::Json as SqlJson;
@@ -370,11 +371,12 @@ pub async fn status(
         .collect();
     let paused = pipeline.desired_state == "paused";
     let lease = lease.unwrap_or_default();
-    let state = match lease.state.as_str() {
+    let state = match lease.state {
         _ if paused => PipelineState::Paused,
-        "running" => PipelineState::Running,
-        "failing" => PipelineState::Failing,
-        _ => PipelineState::Starting,
+        SliceState::Running => PipelineState::Running,
+        SliceState::Failing => PipelineState::Failing,
+        // All slices given back but the pipeline meant to run: waiting for a worker.
+        SliceState::Starting | SliceState::Paused => PipelineState::Starting,
     };
     Ok(Json(PipelineStatus {
         pipeline_id: id,

@@ -3,6 +3,7 @@
 use chrono::{DateTime, Utc};
 use icehouse_api::pipelines::{DesiredState, Mapping, PartitionField, Pipeline};
 use icehouse_api::{ConnectionId, DestinationId, PipelineId, TenantId};
+use icehouse_workers::coord::SliceState;
 use sqlx::types::Json;
 use sqlx::FromRow;
 use uuid::Uuid;
@@ -147,7 +148,7 @@ pub async fn delete(tx: &mut Tx, tenant: TenantId, id: PipelineId) -> Result<boo
 /// The worker side of a pipeline, as the workers last recorded it.
 #[derive(Debug, Default, FromRow)]
 pub struct LeaseRow {
-    pub state: String,
+    pub state: SliceState,
     pub last_error: Option<String>,
     pub last_error_at: Option<DateTime<Utc>>,
     pub last_commit_at: Option<DateTime<Utc>>,
@@ -201,7 +202,7 @@ pub async fn insert_lease(tx: &mut Tx, tenant: TenantId, id: PipelineId, paused:
     )
     .bind(id.as_uuid())
     .bind(tenant.as_uuid())
-    .bind(if paused { "paused" } else { "starting" })
+    .bind(if paused { SliceState::Paused } else { SliceState::Starting })
     .execute(&mut **tx)
     .await?;
     icehouse_workers::coord::slices::insert_initial(tx, id.as_uuid(), tenant.as_uuid(), paused).await

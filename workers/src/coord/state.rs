@@ -20,9 +20,10 @@ pub struct UnknownValue {
 
 /// The state of a slice (`pipeline_slices.state`) and of a pipeline summed
 /// up over its slices (`pipeline_leases.state`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum SliceState {
     /// Waiting for a worker, or connecting.
+    #[default]
     Starting,
     Running,
     Paused,

@@ -281,24 +281,36 @@ pub async fn check_epoch(conn: &mut PgConnection, lease: &TaskLease) -> Result<b
 /// Marks the task done, if the lease is still its own; commit it with the
 /// task's side effects. `last_error` stays as a record of earlier attempts.
 pub async fn complete(conn: &mut PgConnection, lease: &TaskLease) -> Result<(), TaskError> {
-    let done = sqlx::query(
-        "UPDATE tasks SET state = $5, worker_id = NULL, lease_expires_at = NULL, finished_at = now(), updated_at = now()
+    if finish(conn, lease, TaskState::Done, None).await? {
+        Ok(())
+    } else {
+        Err(TaskError::Fenced { task_id: lease.task_id, epoch: lease.epoch })
+    }
+}
+
+/// Ends the held task in `state` (done or failed for good) if the lease is
+/// still its own; `error`, when given, becomes its last error. `false`: fenced.
+async fn finish(
+    conn: &mut PgConnection,
+    lease: &TaskLease,
+    state: TaskState,
+    error: Option<&str>,
+) -> Result<bool, sqlx::Error> {
+    let ended = sqlx::query(
+        "UPDATE tasks SET state = $5, last_error = coalesce($6, last_error), worker_id = NULL,
+                lease_expires_at = NULL, finished_at = now(), updated_at = now()
          WHERE id = $1 AND epoch = $2 AND worker_id = $3 AND state = $4",
     )
     .bind(lease.task_id)
     .bind(lease.epoch)
     .bind(lease.worker_id)
     .bind(TaskState::Running)
-    .bind(TaskState::Done)
+    .bind(state)
+    .bind(error)
     .execute(&mut *conn)
     .await?
-    .rows_affected()
-        == 1;
-    if done {
-        Ok(())
-    } else {
-        Err(TaskError::Fenced { task_id: lease.task_id, epoch: lease.epoch })
-    }
+    .rows_affected();
+    Ok(ended == 1)
 }
 
 /// Records a failed attempt, if the lease is still its own: keeps `error` as
@@ -330,20 +342,7 @@ pub async fn fail(
         .fetch_optional(&mut *conn)
         .await?
         .map(|(run_at,)| AfterFailure::Retry { run_at }),
-        None => sqlx::query(
-            "UPDATE tasks SET state = $5, last_error = $6, worker_id = NULL, lease_expires_at = NULL,
-                    finished_at = now(), updated_at = now()
-             WHERE id = $1 AND epoch = $2 AND worker_id = $3 AND state = $4",
-        )
-        .bind(lease.task_id)
-        .bind(lease.epoch)
-        .bind(lease.worker_id)
-        .bind(TaskState::Running)
-        .bind(TaskState::Failed)
-        .bind(error)
-        .execute(&mut *conn)
-        .await
-        .map(|r| (r.rows_affected() == 1).then_some(AfterFailure::Failed))?,
+        None => finish(conn, lease, TaskState::Failed, Some(error)).await?.then_some(AfterFailure::Failed),
     };
     after.ok_or(TaskError::Fenced { task_id: lease.task_id, epoch: lease.epoch })
 }
