@@ -4,7 +4,7 @@
 
 use chrono::{DateTime, Utc};
 use icehouse_api::connections::ConnectionFailureKind;
-use icehouse_api::pipelines::IcebergType;
+use icehouse_api::pipelines::{IcebergType, PartitionTransform};
 use icehouse_api::status::PipelineStatus;
 use icehouse_api::FieldError;
 
@@ -132,11 +132,8 @@ pub fn failure_headline(kind: ConnectionFailureKind) -> &'static str {
 /// Whether an Iceberg type string can be partitioned by `day`/`month`/`year`
 /// (and `hour` when `hourly`).
 pub fn is_time_partitionable(column_type: &str, hourly: bool) -> bool {
-    match IcebergType::parse(column_type) {
-        Ok(IcebergType::Timestamp | IcebergType::Timestamptz) => true,
-        Ok(IcebergType::Date) => !hourly,
-        _ => false,
-    }
+    let transform = if hourly { PartitionTransform::Hour } else { PartitionTransform::Day };
+    IcebergType::parse(column_type).is_ok_and(|ty| transform.accepts(&ty))
 }
 
 /// Types offered in the mapping editor's list (any Iceberg type may be typed).

@@ -108,6 +108,11 @@ impl Validator {
         }
     }
 
+    /// How many errors were found so far.
+    pub fn error_count(&self) -> usize {
+        self.errors.len()
+    }
+
     pub fn finish(self) -> Result<(), Vec<FieldError>> {
         if self.errors.is_empty() {
             Ok(())

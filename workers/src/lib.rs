@@ -1,7 +1,8 @@
 //! The Icehouse data plane: every byte of Kafka, Parquet and Iceberg passes here.
 //!
-//! Kafka (client settings, the connection probe, the consumer), decoding and
-//! mapping of messages, the Iceberg catalog on Postgres and its fenced commit,
+//! Kafka (client settings, the connection probe, the consumer), decoding of
+//! messages by their format and mapping them to rows, the Iceberg catalog on
+//! Postgres and its fenced commit,
 //! and the worker runtime that claims pipelines under leases and ingests them
 //! exactly once.
 //!
@@ -9,12 +10,14 @@
 //! Postgres: workers, slices, leases, offsets, typed states, the task
 //! queue), [`iceberg`] (the catalog, including creating a pipeline's
 //! tables), [`kafka`] (connection tests, sampling, watermarks), [`mapping`]
-//! (schemas, suggestion), [`config`] (the data plane's settings),
+//! (schemas, suggestion), [`formats`] (decoders), [`config`] (the data
+//! plane's settings),
 //! [`secrets`] and the migrations.
 //! Of [`runtime`], only [`runtime::run_worker`], to run a worker in-process.
 
 pub mod config;
 pub mod coord;
+pub mod formats;
 pub mod iceberg;
 pub mod kafka;
 pub mod mapping;

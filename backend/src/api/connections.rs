@@ -9,12 +9,13 @@ use icehouse_api::connections::{
     Connection, ConnectionSettings, ConnectionTestResult, CreateConnectionRequest, TopicList, UpdateConnectionRequest,
 };
 use icehouse_api::pagination::{ListParams, Page};
-use icehouse_api::pipelines::{validate_topic, Mapping};
+use icehouse_api::pipelines::{validate_topic, CompiledMapping, Mapping, MessageFormat};
 use icehouse_api::sample::{SampleRequest, SampleResponse, SampledMessage, MAX_SAMPLE};
 use icehouse_api::validate::Validator;
 use icehouse_api::{ConnectionId, Problem, Role};
+use icehouse_workers::formats::RowDecoder;
 use icehouse_workers::kafka::{self, KafkaSettings, SampleError};
-use icehouse_workers::mapping::{suggest, table_schema, KafkaMessage, RowDecoder};
+use icehouse_workers::mapping::{suggest, table_schema, KafkaMessage};
 
 use crate::auth::RequestContext;
 use crate::db::{self, connections::ConnectionRow, PageRequest};
@@ -307,10 +308,11 @@ fn check_messages(mapping: &Mapping, messages: &[KafkaMessage], max_bytes: usize
     if mapping.columns.is_empty() {
         return Ok(messages.iter().map(|_| Some("no column to map it to".to_string())).collect());
     }
+    let mapping = CompiledMapping::compile(mapping).map_err(|e| ApiError::Validation(e.0))?;
     let schema = std::sync::Arc::new(
-        iceberg::arrow::schema_to_arrow_schema(&table_schema(mapping)?).map_err(anyhow::Error::from)?,
+        iceberg::arrow::schema_to_arrow_schema(&table_schema(&mapping)?).map_err(anyhow::Error::from)?,
     );
-    let mut decoder = RowDecoder::new(mapping, schema, max_bytes)?;
+    let mut decoder = RowDecoder::new(MessageFormat::Json, &mapping, schema, max_bytes)?;
     Ok(messages.iter().map(|m| decoder.push(m).err().map(|r| format!("{}: {}", r.kind.as_str(), r.message))).collect())
 }
 

@@ -8,7 +8,7 @@ use axum::http::StatusCode;
 use axum::Json;
 use icehouse_api::pagination::{ListParams, Page};
 use icehouse_api::pipelines::{
-    CreatePipelineRequest, DesiredState, Mapping, PartitionField, Pipeline, UpdatePipelineRequest,
+    CompiledMapping, CreatePipelineRequest, DesiredState, Mapping, PartitionField, Pipeline, UpdatePipelineRequest,
 };
 use icehouse_api::status::{MinuteBucket, PartitionStatus, PipelineState, PipelineStatus};
 use icehouse_api::{ConnectionId, DestinationId, FieldError, PipelineId, Problem, Role};
@@ -59,6 +59,7 @@ pub async fn create(
     ApiJson(req): ApiJson<CreatePipelineRequest>,
 ) -> ApiResult<(StatusCode, Json<Pipeline>)> {
     ctx.require(Role::Editor)?;
+    let mapping = compile(&req.mapping)?;
     let mut tx = db::begin_tenant(&state.pool, ctx.tenant_id).await?;
     let connection = db::connections::get(&mut tx, ctx.tenant_id, req.connection_id, false).await?;
     let destination = db::destinations::get(&mut tx, ctx.tenant_id, req.destination_id, false).await?;
@@ -100,7 +101,7 @@ pub async fn create(
             &warehouse,
             &pipeline.namespace,
             &pipeline.table_name,
-            &pipeline.mapping,
+            &mapping,
             &pipeline.partition_by,
         )
         .await
@@ -115,7 +116,7 @@ pub async fn create(
             LakeErrorKind::Storage => ApiError::from(e),
         })?;
         // A table that already exists (left by a deleted pipeline) is reused as it is.
-        check_fits(&table, &pipeline.mapping, Some(&pipeline.partition_by))?;
+        check_fits(&table, &mapping, Some(&pipeline.partition_by))?;
     }
     db::pipelines::insert_lease(&mut tx, ctx.tenant_id, pipeline.id, pipeline.desired_state == DesiredState::Paused)
         .await?;
@@ -248,9 +249,10 @@ async fn set_state(
 /// table name are fixed once created), so this may read it before the update
 /// locks the row.
 async fn check_new_mapping(state: &AppState, ctx: &RequestContext, id: PipelineId, mapping: &Mapping) -> ApiResult<()> {
+    let mapping = compile(mapping)?;
     let mut tx = db::begin_tenant(&state.pool, ctx.tenant_id).await?;
     let row = db::pipelines::get(&mut tx, ctx.tenant_id, id, false).await?.ok_or(ApiError::NotFound("pipeline"))?;
-    if let Some(p) = row.partition_by.0.iter().find(|p| !mapping.columns.iter().any(|c| c.name == p.column)) {
+    if let Some(p) = row.partition_by.0.iter().find(|p| mapping.column(&p.column).is_none()) {
         return Err(ApiError::field(
             "mapping.columns",
             format!("the table is partitioned by `{}`, which the mapping must keep", p.column),
@@ -269,7 +271,7 @@ async fn check_new_mapping(state: &AppState, ctx: &RequestContext, id: PipelineI
     };
     tx.commit().await?;
     match table {
-        Some(table) => check_fits(&table, mapping, None),
+        Some(table) => check_fits(&table, &mapping, None),
         None => Ok(()),
     }
 }
@@ -278,7 +280,11 @@ async fn check_new_mapping(state: &AppState, ctx: &RequestContext, id: PipelineI
 /// cannot take as it is: until schema evolution exists, a worker would fail
 /// on it and restart forever. A change of paths or timestamp formats only
 /// leaves the schema as it is, so it passes.
-fn check_fits(table: &LoadedTable, mapping: &Mapping, partition_by: Option<&[PartitionField]>) -> ApiResult<()> {
+fn check_fits(
+    table: &LoadedTable,
+    mapping: &CompiledMapping,
+    partition_by: Option<&[PartitionField]>,
+) -> ApiResult<()> {
     let name = format!("{}.{}", table.namespace, table.name);
     let current = table.metadata.current_schema();
     let wanted = table_schema(mapping).map_err(|e| ApiError::field("mapping", format!("{e:#}")))?;
@@ -304,6 +310,12 @@ fn check_fits(table: &LoadedTable, mapping: &Mapping, partition_by: Option<&[Par
     } else {
         Err(ApiError::Validation(errors))
     }
+}
+
+/// The request's mapping, compiled once for the tables and the checks
+/// (the request's validation has already refused what does not compile).
+fn compile(mapping: &Mapping) -> ApiResult<CompiledMapping> {
+    CompiledMapping::compile(mapping).map_err(|e| ApiError::Validation(e.0))
 }
 
 /// Loads the pipeline locked, applies `edit`, stores and audits it.

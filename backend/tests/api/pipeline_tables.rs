@@ -4,8 +4,9 @@
 //! new pipeline reuses a table a deleted one left; what leaves the schema as
 //! it is (paths, timestamp formats, the name) is stored and runs.
 
+use icehouse_api::pipelines::{CompiledMapping, Mapping, MessageFormat};
+use icehouse_workers::formats::RowDecoder;
 use icehouse_workers::iceberg::{load_table, S3Access, Warehouse};
-use icehouse_workers::mapping::RowDecoder;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use sqlx::PgPool;
@@ -25,8 +26,11 @@ async fn decoder_takes_stored_mapping(app: &TestApp, t: &str, pid: &str) -> Resu
         .unwrap()
         .expect("the table exists from the pipeline's creation");
     tx.commit().await.unwrap();
-    let mapping = serde_json::from_value(p["mapping"].clone()).unwrap();
-    RowDecoder::new(&mapping, table.arrow_schema().unwrap(), 1024).map(|_| ()).map_err(|e| format!("{e:#}"))
+    let mapping: Mapping = serde_json::from_value(p["mapping"].clone()).unwrap();
+    let mapping = CompiledMapping::compile(&mapping).unwrap();
+    RowDecoder::new(MessageFormat::Json, &mapping, table.arrow_schema().unwrap(), 1024)
+        .map(|_| ())
+        .map_err(|e| format!("{e:#}"))
 }
 
 fn columns(columns: Value) -> Value {

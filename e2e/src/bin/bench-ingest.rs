@@ -33,10 +33,12 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{anyhow, bail, ensure, Context};
 use arrow::datatypes::{DataType, Field, Fields, Schema, TimeUnit};
+use icehouse_api::pipelines::{CompiledMapping, MessageFormat};
 use icehouse_e2e::{test_env, Api, Broker, Server, TestDb};
+use icehouse_workers::formats::bench::{orders_mapping, orders_messages};
+use icehouse_workers::formats::RowDecoder;
 use icehouse_workers::iceberg::{self as ice, Warehouse};
-use icehouse_workers::mapping::bench::{orders_mapping, orders_messages};
-use icehouse_workers::mapping::{table_schema, KafkaMessage, RowDecoder};
+use icehouse_workers::mapping::{table_schema, KafkaMessage};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
@@ -245,7 +247,7 @@ fn icehouse_plane(db_url: &str, root: &Path, name: &str, messages: &[KafkaMessag
         let mut conn = PgConnection::connect(db_url).await.context("connecting to the bench database")?;
         icehouse_workers::MIGRATOR.run(&mut conn).await.context("running migrations")?;
         let wh = Warehouse::local("bench-plane", root)?;
-        let mapping = orders_mapping();
+        let mapping = CompiledMapping::compile(&orders_mapping())?;
         let mut table = {
             let mut tx = conn.begin().await?;
             let day = [("sold_at", iceberg::spec::Transform::Day)];
@@ -253,7 +255,7 @@ fn icehouse_plane(db_url: &str, root: &Path, name: &str, messages: &[KafkaMessag
             tx.commit().await?;
             table
         };
-        let mut decoder = RowDecoder::new(&mapping, table.arrow_schema()?, usize::MAX)?;
+        let mut decoder = RowDecoder::new(MessageFormat::Json, &mapping, table.arrow_schema()?, usize::MAX)?;
         let mut run = PlaneRun::default();
         let (mut decode, mut write, mut prepare, mut commit) =
             (Duration::ZERO, Duration::ZERO, Duration::ZERO, Duration::ZERO);

@@ -4,7 +4,7 @@
 //! message); a worker creates them if they are missing.
 
 use iceberg::spec::Transform;
-use icehouse_api::pipelines::{Mapping, PartitionField, PartitionTransform};
+use icehouse_api::pipelines::{CompiledMapping, PartitionField, PartitionTransform};
 use sqlx::PgConnection;
 
 use super::{create_table, LakeError, LakeResult, LoadedTable, Warehouse};
@@ -22,7 +22,7 @@ pub async fn create_pipeline_tables(
     warehouse: &Warehouse,
     namespace: &str,
     table: &str,
-    mapping: &Mapping,
+    mapping: &CompiledMapping,
     partition_by: &[PartitionField],
 ) -> LakeResult<(LoadedTable, LoadedTable)> {
     let partition: Vec<(&str, Transform)> =

@@ -13,7 +13,7 @@ use arrow::array::{ArrayRef, ListArray, MapArray, StructArray};
 use arrow::buffer::{OffsetBuffer, ScalarBuffer};
 use arrow::datatypes::{DataType, FieldRef, Fields, TimeUnit};
 
-use super::convert::{Cell, Ty};
+use super::cell::{Cell, Ty};
 
 /// Bytes reserved per string or binary value up front.
 const BYTES_PER_VALUE: usize = 16;

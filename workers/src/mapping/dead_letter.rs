@@ -9,7 +9,7 @@ use arrow::record_batch::RecordBatch;
 use chrono::{DateTime, Utc};
 
 use super::builder::ColumnBuilder;
-use super::convert::{Cell, Ty};
+use super::cell::{Cell, Ty};
 use super::schema::{dead_letter_columns, dead_letter_schema};
 use super::{KafkaMessage, Rejection};
 

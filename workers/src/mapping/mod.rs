@@ -1,71 +1,28 @@
-//! Mapping: Kafka messages to typed Arrow rows, or to dead-letter rows with
-//! a typed reason.
+//! Mapping: the table side of ingestion, the same for every message format.
 //!
-//! This module owns the contract between a pipeline's [`Mapping`] and the
-//! bytes that land in Iceberg: the table schema a mapping stands for
+//! This module owns what a pipeline's mapping means for the bytes that land
+//! in Iceberg: the table schema a compiled mapping stands for
 //! ([`table_schema`], with field ids assigned the way Iceberg assigns them to
 //! a new table, so the ids we write are the ids the catalog keeps), the fixed
-//! schema of every dead-letter table ([`dead_letter_schema`]), the decoder
-//! that turns one message into one row ([`RowDecoder`]) and the builder of
-//! dead-letter rows ([`DeadLetterBuilder`]). It knows nothing of Kafka clients,
-//! Parquet or commits: the consumer hands it owned [`KafkaMessage`]s and takes
-//! back Arrow [`RecordBatch`](arrow::record_batch::RecordBatch)es.
-//!
-//! A message is either a whole row or a [`Rejection`], never half a row: the
-//! decoder converts every column before it appends anything, so exactly-once
-//! accounting can count a message as "in the table" or "in the dead-letter
-//! table" and nothing else.
-//!
-//! # How JSON values become column values
-//!
-//! Each message is parsed once with `serde_json`, borrowing: only the values
-//! the mapping's paths reach are looked at, as raw JSON text, and numbers are
-//! read from that text, so decimals and long integers are exact (no trip
-//! through `f64`).
-//!
-//! | column type | accepted JSON | notes |
-//! | --- | --- | --- |
-//! | `boolean` | `true` / `false` | |
-//! | `int`, `long` | integers | `3.0` and `3e2` are accepted (they are integers); `3.5` is `wrong_type`; outside int32/int64 is `out_of_range`; strings are `wrong_type` |
-//! | `float`, `double` | numbers | rounded to nearest; a number beyond the type's range is `out_of_range` |
-//! | `decimal(p,s)` | numbers or numeric strings (`"12.50"`, `"-1e3"`) | exact: more than `s` non-zero fractional digits or more than `p` digits is `out_of_range`, never rounded |
-//! | `string` | strings | any other JSON value is stored as its JSON text exactly as it appears in the message (`12.50` → `"12.50"`, `{"a": 1}` → `"{\"a\": 1}"`) |
-//! | `uuid` | strings in any form the `uuid` crate reads (hyphenated, simple, braced, urn) | stored as 16 big-endian bytes |
-//! | `date` | `"YYYY-MM-DD"`; with an epoch `timestamp_format`, the UTC date of that instant | |
-//! | `time` | `"HH:MM:SS"` with optional fraction | |
-//! | `timestamptz` | RFC 3339 / ISO-8601 with `Z` or an offset (a `T` or a space between date and time) | stored in UTC; a string without an offset is `wrong_type` |
-//! | `timestamp` | ISO-8601 without an offset | a string with an offset is converted to UTC and stored without it |
-//! | `binary` | base64 strings (standard alphabet, padding optional) | |
-//! | `list<T>` | arrays | `null` elements are null |
-//! | `map<K,V>` | objects | keys are read as `K` from their text (`"7"` for a `long` key); a repeated key keeps its last value |
-//! | `struct<…>` | objects | absent fields are null; unknown fields are ignored |
-//!
-//! Timestamps keep microseconds: sub-microsecond digits are dropped (towards
-//! the past). With `timestamp_format` `epoch_seconds`, `epoch_millis` or
-//! `epoch_micros` a timestamp or date column reads a JSON number or a numeric
-//! string (fractions allowed, e.g. `1700000000.25` seconds); an ISO string is
-//! then `wrong_type`, and with the default ISO-8601 format a number is
-//! `wrong_type`. Nested timestamps (in lists, maps, structs) are always
-//! ISO-8601, because a column's `timestamp_format` applies to the column.
-//!
-//! A path that does not reach a value (a missing field, an index past the end
-//! of an array, a field of something that is not an object) is absent, the
-//! same as `null`: the column is null, or, when the column is not nullable, the
-//! message is rejected as `missing_required`. Nested struct fields, list
-//! elements and map values are always optional.
+//! schema of every dead-letter table ([`dead_letter_schema`]), the column
+//! values every format's decoder produces ([`Cell`]) and the Arrow builders
+//! that take them, the builder of dead-letter rows ([`DeadLetterBuilder`]),
+//! why a message is rejected ([`Rejection`]), and the suggestion of a
+//! mapping from sampled messages ([`suggest`]). How a message's bytes
+//! become cells is [`formats`](crate::formats)'. It knows nothing of Kafka
+//! clients, Parquet or commits: the consumer hands owned [`KafkaMessage`]s
+//! to a decoder and takes back Arrow
+//! [`RecordBatch`](arrow::record_batch::RecordBatch)es.
 
-mod builder;
-mod convert;
+pub(crate) mod builder;
+mod cell;
 mod dead_letter;
-mod decoder;
-mod json;
 mod schema;
 
-pub mod bench;
 pub mod suggest;
 
+pub(crate) use cell::{Cell, Ty};
 pub use dead_letter::DeadLetterBuilder;
-pub use decoder::RowDecoder;
 pub use schema::{dead_letter_schema, partition_difference, schema_differences, table_schema, SchemaDifference};
 
 /// One Kafka message, owned: the consumer copies it out of the client's buffer.
@@ -85,7 +42,7 @@ pub struct KafkaMessage {
 /// Where a message was rejected.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Stage {
-    /// Reading the value as a JSON object.
+    /// Reading the value in its format (a JSON object, say).
     Decode,
     /// Turning the object's values into the mapping's columns.
     Map,

@@ -54,14 +54,13 @@ use std::collections::{HashMap, HashSet};
 use std::fmt;
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime};
-use icehouse_api::pipelines::{ColumnMapping, IcebergType, Mapping, TimestampFormat, MAX_COLUMNS};
+use icehouse_api::pipelines::{ColumnMapping, CompiledMapping, IcebergType, Mapping, TimestampFormat, MAX_COLUMNS};
 use icehouse_api::sample::{NestedMode, SuggestedColumn};
 use icehouse_api::validate::is_identifier;
 use serde::de::{Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
-use super::json::Key;
-use super::{table_schema, RowDecoder};
+use crate::formats::json::{JsonDecoder, Key};
 
 /// Values nested deeper than this are not looked into (their column is `string`).
 const MAX_DEPTH: usize = 16;
@@ -114,15 +113,12 @@ fn count_misfits(objects: &[&str], columns: &mut [SuggestedColumn]) {
         return;
     }
     let mapping = Mapping { columns: columns.iter().map(|c| c.column.clone()).collect() };
-    let decoder = table_schema(&mapping)
-        .and_then(|schema| Ok(iceberg::arrow::schema_to_arrow_schema(&schema)?))
-        .and_then(|schema| RowDecoder::new(&mapping, std::sync::Arc::new(schema), usize::MAX));
-    let decoder = match decoder {
-        Ok(decoder) => decoder,
+    let decoder = match CompiledMapping::compile(&mapping) {
+        Ok(mapping) => JsonDecoder::new(&mapping),
         // A suggestion is always a valid mapping (the corpus test holds it
         // to that); should one not be, it is shown without misfit counts.
-        Err(e) => {
-            tracing::warn!(error = format!("{e:#}"), "the suggested mapping has no decoder");
+        Err(errors) => {
+            tracing::warn!(%errors, "the suggested mapping does not compile");
             return;
         }
     };
@@ -650,8 +646,9 @@ fn example(text: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::super::convert::{convert, Ty};
     use super::*;
+    use crate::formats::json::convert;
+    use crate::mapping::Ty;
 
     #[test]
     fn segments() {

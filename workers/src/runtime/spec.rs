@@ -3,7 +3,7 @@
 
 use anyhow::Context;
 use icehouse_api::connections::{SaslMechanism, SecurityProtocol};
-use icehouse_api::pipelines::{Mapping, MessageFormat, PartitionField, StartPosition};
+use icehouse_api::pipelines::{CompiledMapping, Mapping, MessageFormat, PartitionField, StartPosition};
 use sqlx::types::Json;
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -26,7 +26,7 @@ pub struct PipelineSpec {
     pub namespace: String,
     pub table_name: String,
     pub format: MessageFormat,
-    pub mapping: Mapping,
+    pub mapping: CompiledMapping,
     pub partition_by: Vec<PartitionField>,
     pub start_position: StartPosition,
     pub flush_interval_ms: u64,
@@ -111,7 +111,9 @@ pub async fn load(pool: &PgPool, secrets: &SecretBox, pipeline_id: Uuid) -> anyh
         namespace: r.namespace,
         table_name: r.table_name,
         format: state::message_format(&r.format)?,
-        mapping: r.mapping.0,
+        // The server compiled it before storing it; compiling here is the
+        // worker's one read of its type strings and paths.
+        mapping: CompiledMapping::compile(&r.mapping.0).context("the pipeline's stored mapping")?,
         partition_by: r.partition_by.0,
         start_position: state::start_position(&r.start_position)?,
         flush_interval_ms: r.flush_interval_ms.max(1) as u64,

@@ -13,11 +13,11 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use icehouse_api::pipelines::{validate_mapping, ColumnMapping, Mapping};
+use icehouse_api::pipelines::{ColumnMapping, CompiledMapping, Mapping, MessageFormat};
 use icehouse_api::sample::{NestedMode, SuggestedColumn};
-use icehouse_api::validate::Validator;
+use icehouse_workers::formats::RowDecoder;
 use icehouse_workers::mapping::suggest::suggest;
-use icehouse_workers::mapping::{table_schema, KafkaMessage, RowDecoder};
+use icehouse_workers::mapping::{table_schema, KafkaMessage};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
@@ -107,12 +107,10 @@ fn corpus_cases_get_exactly_the_expected_columns() {
 /// Builds the decoder of `columns` the way the runtime does, after the API's validation.
 fn decoder(columns: &[SuggestedColumn]) -> Result<RowDecoder, String> {
     let mapping = Mapping { columns: columns.iter().map(|c| c.column.clone()).collect() };
-    let mut v = Validator::new();
-    validate_mapping(&mut v, &mapping);
-    v.finish().map_err(|errors| format!("invalid mapping: {errors:?}"))?;
+    let mapping = CompiledMapping::compile(&mapping).map_err(|errors| format!("invalid mapping: {errors}"))?;
     let schema = table_schema(&mapping).map_err(|e| e.to_string())?;
     let schema = iceberg::arrow::schema_to_arrow_schema(&schema).map_err(|e| e.to_string())?;
-    RowDecoder::new(&mapping, Arc::new(schema), usize::MAX).map_err(|e| e.to_string())
+    RowDecoder::new(MessageFormat::Json, &mapping, Arc::new(schema), usize::MAX).map_err(|e| e.to_string())
 }
 
 /// The objects the real decoder of `columns` rejects, by index; every other one is a row.

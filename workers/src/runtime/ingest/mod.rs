@@ -23,7 +23,6 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use icehouse_api::pipelines::MessageFormat;
 use rdkafka::consumer::Consumer;
 use sqlx::PgPool;
 use tokio::sync::watch;
@@ -37,8 +36,9 @@ use super::spec::PipelineSpec;
 use super::Signal;
 use crate::config::WorkerConfig;
 use crate::coord::{self, lease, slices, Lease, SliceState};
+use crate::formats::RowDecoder;
 use crate::iceberg::{self as ice, LoadedTable, Warehouse};
-use crate::mapping::{DeadLetterBuilder, KafkaMessage, RowDecoder};
+use crate::mapping::{DeadLetterBuilder, KafkaMessage};
 
 /// Why a pipeline run ended.
 #[derive(Debug, PartialEq, Eq)]
@@ -102,10 +102,7 @@ pub async fn run(
     lease::set_state(&pool, &lease, SliceState::Running).await?;
     let mut last_partition_check = Instant::now();
 
-    // One decoder per message format; JSON is the only one so far.
-    let mut decoder = match spec.format {
-        MessageFormat::Json => RowDecoder::new(&spec.mapping, table_schema, config.max_message_bytes)?,
-    };
+    let mut decoder = RowDecoder::new(spec.format, &spec.mapping, table_schema, config.max_message_bytes)?;
     let pipeline_id = spec.id.to_string();
     let mut dead = DeadLetterBuilder::new(&pipeline_id);
     let mut next_offsets: BTreeMap<i32, i64> = BTreeMap::new();

@@ -3,9 +3,10 @@
 
 use std::sync::Arc;
 
-use icehouse_api::pipelines::{ColumnMapping, Mapping};
+use icehouse_api::pipelines::{ColumnMapping, CompiledMapping, Mapping, MessageFormat};
 
-use super::{table_schema, KafkaMessage, RowDecoder};
+use super::RowDecoder;
+use crate::mapping::{table_schema, KafkaMessage};
 
 /// The mapping of [`orders_messages`]: eight columns of typical types, two
 /// fields of each message left unmapped.
@@ -82,8 +83,9 @@ pub struct DecodeRun {
 /// Decodes every message with a fresh [`RowDecoder`], finishing a batch
 /// every `batch_rows` rows and at the end. Time this call to measure decoding.
 pub fn decode_all(mapping: &Mapping, messages: &[KafkaMessage], batch_rows: usize) -> anyhow::Result<DecodeRun> {
-    let schema = Arc::new(iceberg::arrow::schema_to_arrow_schema(&table_schema(mapping)?)?);
-    let mut decoder = RowDecoder::new(mapping, schema, usize::MAX)?;
+    let mapping = CompiledMapping::compile(mapping)?;
+    let schema = Arc::new(iceberg::arrow::schema_to_arrow_schema(&table_schema(&mapping)?)?);
+    let mut decoder = RowDecoder::new(MessageFormat::Json, &mapping, schema, usize::MAX)?;
     let mut run = DecodeRun::default();
     for msg in messages {
         run.value_bytes += msg.value.as_ref().map_or(0, Vec::len);

@@ -3,13 +3,11 @@
 use anyhow::{bail, Context};
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
-use icehouse_api::pipelines::{IcebergType, JsonPath, Mapping};
-use serde_json::value::RawValue;
+use icehouse_api::pipelines::{CompiledMapping, MessageFormat};
 
-use super::builder::ColumnBuilder;
-use super::convert::{convert, Cell, Ty};
-use super::json::{self, PathTree};
-use super::{ErrorKind, KafkaMessage, Rejection, Stage};
+use super::{reborrow, FormatDecoder};
+use crate::mapping::builder::ColumnBuilder;
+use crate::mapping::{Cell, ErrorKind, KafkaMessage, Rejection, Stage, Ty};
 
 /// Rows reserved in the builders up front; they grow past it as needed.
 const INITIAL_ROWS: usize = 1024;
@@ -21,46 +19,31 @@ const INITIAL_ROWS: usize = 1024;
 /// builders, so the decoder's rows are exactly the accepted messages.
 pub struct RowDecoder {
     schema: SchemaRef,
-    columns: Vec<Column>,
-    paths: PathTree,
+    format: FormatDecoder,
     builders: Vec<ColumnBuilder>,
     rows: usize,
     max_message_bytes: usize,
-    /// Scratch space of [`push`](Self::push), kept empty between messages so
-    /// that a message costs no allocation for it (see [`reborrow`]).
-    slots: Vec<Option<&'static RawValue>>,
+    /// Scratch space of [`push`](Self::push), kept empty between messages.
     cells: Vec<Cell<'static>>,
 }
 
-/// The same vector, emptied, for values of another lifetime: collecting an
-/// emptied `Vec` into one of a type of the same layout reuses its buffer.
-fn reborrow<T, U>(mut v: Vec<T>) -> Vec<U> {
-    v.clear();
-    v.into_iter().map(|_| unreachable!("the vector is empty")).collect()
-}
-
-struct Column {
-    name: String,
-    path: String,
-    nullable: bool,
-    ty: Ty,
-}
-
 impl RowDecoder {
-    /// `schema` is the Arrow form of [`table_schema`](super::table_schema)`(mapping)`
-    /// (`iceberg::arrow::schema_to_arrow_schema`); values longer than
-    /// `max_message_bytes` are rejected as `too_large`.
-    pub fn new(mapping: &Mapping, schema: SchemaRef, max_message_bytes: usize) -> anyhow::Result<RowDecoder> {
-        if mapping.columns.is_empty() {
-            bail!("a mapping needs at least one column");
+    /// A decoder of `format` messages into rows of `mapping`'s columns.
+    /// `schema` is the table's Arrow schema, which must be the Arrow form of
+    /// [`table_schema`](crate::mapping::table_schema)`(mapping)`; values
+    /// longer than `max_message_bytes` are rejected as `too_large`.
+    pub fn new(
+        format: MessageFormat,
+        mapping: &CompiledMapping,
+        schema: SchemaRef,
+        max_message_bytes: usize,
+    ) -> anyhow::Result<RowDecoder> {
+        let columns = mapping.columns();
+        if schema.fields().len() != columns.len() {
+            bail!("the Arrow schema has {} fields for {} mapped columns", schema.fields().len(), columns.len());
         }
-        if schema.fields().len() != mapping.columns.len() {
-            bail!("the Arrow schema has {} fields for {} mapped columns", schema.fields().len(), mapping.columns.len());
-        }
-        let mut columns = Vec::with_capacity(mapping.columns.len());
-        let mut paths = Vec::with_capacity(mapping.columns.len());
-        let mut builders = Vec::with_capacity(mapping.columns.len());
-        for (column, field) in mapping.columns.iter().zip(schema.fields()) {
+        let mut builders = Vec::with_capacity(columns.len());
+        for (column, field) in columns.iter().zip(schema.fields()) {
             let name = &column.name;
             if field.name() != name {
                 bail!("column `{name}` meets Arrow field `{}`: the schema is not the mapping's", field.name());
@@ -72,17 +55,14 @@ impl RowDecoder {
                     field.is_nullable()
                 );
             }
-            let ty = IcebergType::parse(&column.column_type).map_err(|e| anyhow::anyhow!("column `{name}`: {e}"))?;
-            let ty = Ty::new(&ty, column.timestamp_format);
-            paths.push(JsonPath::parse(&column.path).map_err(|e| anyhow::anyhow!("column `{name}`: {e}"))?);
+            let ty = Ty::new(&column.ty, column.timestamp_format);
             builders.push(
                 ColumnBuilder::new(&ty, field.data_type(), INITIAL_ROWS).with_context(|| format!("column `{name}`"))?,
             );
-            columns.push(Column { name: name.clone(), path: column.path.clone(), nullable: column.nullable, ty });
         }
-        let (slots, cells) = (Vec::with_capacity(columns.len()), Vec::with_capacity(columns.len()));
-        let paths = PathTree::new(&paths);
-        Ok(RowDecoder { schema, columns, paths, builders, rows: 0, max_message_bytes, slots, cells })
+        let format = FormatDecoder::new(format, mapping);
+        let cells = Vec::with_capacity(columns.len());
+        Ok(RowDecoder { schema, format, builders, rows: 0, max_message_bytes, cells })
     }
 
     /// Appends the message's row, or says why it cannot be one (and appends nothing).
@@ -98,62 +78,17 @@ impl RowDecoder {
             }
             Some(value) => value,
         };
-        let text = std::str::from_utf8(value)
-            .map_err(|e| decode(ErrorKind::InvalidUtf8, format!("the value is not UTF-8: {e}")))?;
-        // serde_json skips over the strings it does not decode, so a lone
-        // surrogate escape (`"\ud800"`, valid JSON syntax but no text) would
-        // only fail when a column reads it: check such rare messages in full.
-        if text.contains("\\u")
-            && (text.contains("\\ud") || text.contains("\\uD"))
-            && serde_json::from_str::<serde_json::Value>(text).is_err()
-        {
-            return Err(decode(ErrorKind::InvalidJson, "the value has an escape that is not valid Unicode".into()));
-        }
-        let mut slots = reborrow(std::mem::take(&mut self.slots));
-        slots.resize(self.columns.len(), None);
-        let outcome = self.push_row(text, &mut slots);
-        self.slots = reborrow(slots);
-        outcome
-    }
-
-    fn push_row<'a>(&mut self, text: &'a str, slots: &mut [Option<&'a RawValue>]) -> Result<(), Rejection> {
-        let decode = |message| Rejection::new(Stage::Decode, ErrorKind::InvalidJson, message);
-        self.paths.resolve(text, slots).map_err(decode)?;
-
         // Every column converts before anything is appended.
         let mut cells = reborrow(std::mem::take(&mut self.cells));
-        for (column, raw) in self.columns.iter().zip(slots.iter()) {
-            match column.convert(*raw) {
-                Ok(cell) => cells.push(cell),
-                Err(rejection) => {
-                    self.cells = reborrow(cells);
-                    return Err(rejection);
-                }
+        let outcome = self.format.decode(value, &mut cells);
+        if outcome.is_ok() {
+            for (builder, cell) in self.builders.iter_mut().zip(cells.drain(..)) {
+                builder.append(cell);
             }
-        }
-        for (builder, cell) in self.builders.iter_mut().zip(cells.drain(..)) {
-            builder.append(cell);
+            self.rows += 1;
         }
         self.cells = reborrow(cells);
-        self.rows += 1;
-        Ok(())
-    }
-
-    /// The columns the JSON object `text` does not fit, by index, each with
-    /// the value at its path: what [`push`](Self::push) would reject the
-    /// message for, every column instead of the first. Appends nothing.
-    /// `Err` when `text` is not a JSON object.
-    pub(crate) fn misfits<'a>(&self, text: &'a str) -> Result<Vec<(usize, Option<&'a RawValue>)>, String> {
-        let mut slots = vec![None; self.columns.len()];
-        self.paths.resolve(text, &mut slots)?;
-        Ok(self
-            .columns
-            .iter()
-            .zip(slots)
-            .enumerate()
-            .filter(|(_, (column, raw))| column.convert(*raw).is_err())
-            .map(|(i, (_, raw))| (i, raw))
-            .collect())
+        outcome
     }
 
     /// Rows appended since the last [`finish`](Self::finish).
@@ -178,24 +113,6 @@ impl RowDecoder {
     }
 }
 
-impl Column {
-    fn convert<'a>(&self, raw: Option<&'a RawValue>) -> Result<Cell<'a>, Rejection> {
-        let raw = match raw {
-            Some(raw) if !json::is_null(raw) => raw,
-            _ if self.nullable => return Ok(Cell::Null),
-            missing => {
-                let what = if missing.is_some() { "null" } else { "absent" };
-                let message = format!("column `{}` ({}): required, but {what}", self.name, self.path);
-                return Err(Rejection::new(Stage::Map, ErrorKind::MissingRequired, message));
-            }
-        };
-        convert(&self.ty, raw).map_err(|fail| {
-            let message = format!("column `{}` ({}{}): {}", self.name, self.path, fail.path_suffix(), fail.detail);
-            Rejection::new(Stage::Map, fail.kind, message)
-        })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
@@ -205,7 +122,7 @@ mod tests {
         Date32Type, Decimal128Type, Float32Type, Float64Type, Int32Type, Int64Type, Time64MicrosecondType,
         TimestampMicrosecondType,
     };
-    use icehouse_api::pipelines::{ColumnMapping, TimestampFormat};
+    use icehouse_api::pipelines::{ColumnMapping, Mapping, TimestampFormat};
 
     use super::*;
     use crate::mapping::table_schema;
@@ -220,8 +137,9 @@ mod tests {
     }
 
     fn decoder(mapping: &Mapping, max_message_bytes: usize) -> RowDecoder {
-        let schema = iceberg::arrow::schema_to_arrow_schema(&table_schema(mapping).unwrap()).unwrap();
-        RowDecoder::new(mapping, Arc::new(schema), max_message_bytes).unwrap()
+        let mapping = CompiledMapping::compile(mapping).unwrap();
+        let schema = iceberg::arrow::schema_to_arrow_schema(&table_schema(&mapping).unwrap()).unwrap();
+        RowDecoder::new(MessageFormat::Json, &mapping, Arc::new(schema), max_message_bytes).unwrap()
     }
 
     fn message(offset: i64, value: &str) -> KafkaMessage {
@@ -494,14 +412,19 @@ mod tests {
     #[test]
     fn schema_must_be_the_mappings() {
         let mapping = orders();
-        let schema = iceberg::arrow::schema_to_arrow_schema(&table_schema(&mapping).unwrap()).unwrap();
+        let compiled = CompiledMapping::compile(&mapping).unwrap();
+        let schema = iceberg::arrow::schema_to_arrow_schema(&table_schema(&compiled).unwrap()).unwrap();
+        let new = |other: &Mapping, schema| {
+            let other = CompiledMapping::compile(other).unwrap();
+            RowDecoder::new(MessageFormat::Json, &other, Arc::new(schema), 10).err().unwrap()
+        };
         let mut other = mapping.clone();
         other.columns[1].column_type = "string".into();
-        let err = RowDecoder::new(&other, Arc::new(schema.clone()), 10).err().unwrap();
+        let err = new(&other, schema.clone());
         assert_eq!(format!("{err:#}"), "column `quantity`: a string value cannot be written as Arrow Int64");
         other = mapping.clone();
         other.columns[0].nullable = true;
-        let err = RowDecoder::new(&other, Arc::new(schema), 10).err().unwrap();
+        let err = new(&other, schema);
         assert_eq!(err.to_string(), "column `id`: nullable in the mapping is true, in the Arrow schema false");
     }
 }

@@ -1,5 +1,5 @@
-//! The JSON side of mapping: finding the values that a mapping's paths reach
-//! in one message, as raw JSON text borrowed from the message.
+//! Finding the values that a mapping's paths reach in one JSON message, as
+//! raw JSON text borrowed from the message.
 //!
 //! All columns' paths form one tree, so every object on the way is parsed
 //! once however many columns read from it, and values no path reaches are
@@ -13,6 +13,8 @@ use serde::de::{self, Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAcces
 use serde_json::value::RawValue;
 
 use icehouse_api::pipelines::{JsonPath, PathSegment};
+
+use crate::formats::exact::clip;
 
 /// Above this many fields in one object of the tree, find them by hash.
 const LINEAR_FIELDS: usize = 12;
@@ -35,7 +37,7 @@ struct Node {
 
 impl PathTree {
     /// Column `i` reads `paths[i]`.
-    pub(crate) fn new(paths: &[JsonPath]) -> PathTree {
+    pub(crate) fn new(paths: &[&JsonPath]) -> PathTree {
         let mut root = Node::default();
         for (column, path) in paths.iter().enumerate() {
             let mut node = &mut root;
@@ -256,26 +258,19 @@ impl<'a> Json<'a> {
             _ => Json::Number(text),
         }
     }
-
-    /// What was found, for an error message: `string "7x"`, `number 1.5`.
-    pub(crate) fn describe(&self) -> String {
-        match self {
-            Json::Null => "null".into(),
-            Json::Bool(b) => format!("boolean {b}"),
-            Json::Number(n) => format!("number {}", clip(n)),
-            Json::String(s) => format!("string {:?}", clip(s)),
-            Json::Array => "an array".into(),
-            Json::Object => "an object".into(),
-        }
-    }
 }
 
-/// Cuts long text for error messages.
-pub(crate) fn clip(text: &str) -> Cow<'_, str> {
-    const MAX: usize = 40;
-    match text.char_indices().nth(MAX) {
-        Some((end, _)) => Cow::Owned(format!("{}…", &text[..end])),
-        None => Cow::Borrowed(text),
+/// What was found, for an error message: `string "7x"`, `number 1.5`.
+impl fmt::Display for Json<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Json::Null => f.write_str("null"),
+            Json::Bool(b) => write!(f, "boolean {b}"),
+            Json::Number(n) => write!(f, "number {}", clip(n)),
+            Json::String(s) => write!(f, "string {:?}", clip(s)),
+            Json::Array => f.write_str("an array"),
+            Json::Object => f.write_str("an object"),
+        }
     }
 }
 
@@ -370,7 +365,7 @@ mod tests {
 
     fn resolve<'a>(paths: &[&str], text: &'a str) -> Result<Vec<Option<&'a str>>, String> {
         let paths: Vec<JsonPath> = paths.iter().map(|p| JsonPath::parse(p).unwrap()).collect();
-        let tree = PathTree::new(&paths);
+        let tree = PathTree::new(&paths.iter().collect::<Vec<_>>());
         let mut slots = vec![None; paths.len()];
         tree.resolve(text, &mut slots)?;
         Ok(slots.into_iter().map(|s| s.map(RawValue::get)).collect())
@@ -434,6 +429,6 @@ mod tests {
     fn describe_clips() {
         let text = format!("\"{}\"", "é".repeat(50));
         let raw: &RawValue = serde_json::from_str(&text).unwrap();
-        assert_eq!(Json::of(raw).describe(), format!("string \"{}…\"", "é".repeat(40)));
+        assert_eq!(Json::of(raw).to_string(), format!("string \"{}…\"", "é".repeat(40)));
     }
 }
