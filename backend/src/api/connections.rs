@@ -118,6 +118,18 @@ pub async fn update(
     let keep = protocol.uses_sasl();
     let mechanism = req.sasl_mechanism.or(if keep { before.sasl_mechanism } else { None });
     let username = req.sasl_username.clone().or(if keep { before.sasl_username.clone() } else { None });
+    // A stored password goes only to the brokers it was given for: pointing
+    // it at other servers, or sending it another way, needs it again (else an
+    // editor could aim a colleague's password at a host of their own).
+    let redirected = req.bootstrap_servers.as_ref().is_some_and(|s| *s != before.bootstrap_servers)
+        || protocol != before.security_protocol
+        || mechanism != before.sasl_mechanism;
+    if keep && old.sasl_password_enc.is_some() && redirected && req.sasl_password.is_none() {
+        return Err(ApiError::field(
+            "sasl_password",
+            "must be given again when bootstrap_servers, security_protocol or sasl_mechanism change",
+        ));
+    }
     let keeps_password = keep && old.sasl_password_enc.is_some();
     let settings = ConnectionSettings {
         name: req.name.as_deref().unwrap_or(&before.name),

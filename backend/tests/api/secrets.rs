@@ -98,3 +98,40 @@ async fn stored_secrets_never_leave_the_server(pool: PgPool) {
     assert_eq!(u.body["sasl_password_set"], false);
     assert_eq!(u.body["sasl_username"], serde_json::Value::Null);
 }
+
+/// An editor cannot aim the stored SASL password at brokers of their own:
+/// changing where or how it is sent needs the password again.
+#[sqlx::test(migrations = "../migrations")]
+async fn a_stored_password_is_not_redirected(pool: PgPool) {
+    let app = spawn(pool).await;
+    let t = token(&app.signup("Acme", "ada@acme.test").await);
+    let c = app
+        .post(
+            "/api/v1/connections",
+            &t,
+            json!({"name": "prod", "bootstrap_servers": ["k1:9093"], "security_protocol": "SASL_SSL",
+                   "sasl_mechanism": "SCRAM-SHA-512", "sasl_username": "icehouse", "sasl_password": KAFKA_PASSWORD}),
+        )
+        .await;
+    assert_eq!(c.status, StatusCode::CREATED, "{}", c.text);
+    let path = format!("/api/v1/connections/{}", c.body["id"].as_str().unwrap());
+    for change in [
+        json!({"bootstrap_servers": ["attacker.example:9093"]}),
+        json!({"bootstrap_servers": ["k1:9093", "attacker.example:9093"]}),
+        json!({"security_protocol": "SASL_PLAINTEXT"}),
+        json!({"sasl_mechanism": "PLAIN"}),
+    ] {
+        let u = app.patch(&path, &t, change.clone()).await;
+        assert_eq!(u.status, StatusCode::UNPROCESSABLE_ENTITY, "{change}: {}", u.text);
+        assert_eq!(u.body["errors"][0]["field"], "sasl_password", "{change}: {}", u.text);
+    }
+    let unchanged = app.get(&path, &t).await;
+    assert_eq!(unchanged.body["bootstrap_servers"], json!(["k1:9093"]));
+    assert_eq!(unchanged.body["security_protocol"], "SASL_SSL");
+    // The same brokers, or a new password with the new brokers, are fine.
+    let u = app.patch(&path, &t, json!({"bootstrap_servers": ["k1:9093"], "sasl_username": "other"})).await;
+    assert_eq!(u.status, StatusCode::OK, "{}", u.text);
+    let u = app.patch(&path, &t, json!({"bootstrap_servers": ["k2:9093"], "sasl_password": NEW_KAFKA_PASSWORD})).await;
+    assert_eq!(u.status, StatusCode::OK, "{}", u.text);
+    assert_eq!(u.body["bootstrap_servers"], json!(["k2:9093"]));
+}
