@@ -9,12 +9,16 @@ cd "$ICEHOUSE_ROOT"
 demo=${ICEHOUSE_DEMO:-1}
 trap stop_background EXIT
 step "system packages" ensure_system_packages
-# Only the demo needs a broker.
-if [[ $demo != 0 ]]; then in_background tansu ensure_tansu; fi
+# Only the demo needs a broker, and Icehouse comes first: on a new machine
+# tansu builds at a lower priority than Icehouse (and the UI's wasm-bindgen)
+# and takes the cores once they are done.
+if [[ $demo != 0 ]]; then in_background -n 15 tansu ensure_tansu; fi
 in_background wasm-bindgen ensure_wasm_bindgen
 step "Postgres" ensure_postgres
-# The same selection as scripts/test.sh, so both share one build.
-step "cargo build (release, all binaries)" cargo build --release --workspace --bins "${ICEHOUSE_CARGO_TIMINGS[@]}"
+# The same package selection as scripts/test.sh, so both share one build;
+# only the two binaries this script runs (test.sh builds the rest).
+step "cargo build (release, icehouse and demo-producer)" \
+    cargo build --release --workspace --bin icehouse --bin demo-producer "${ICEHOUSE_CARGO_TIMINGS[@]}"
 await wasm-bindgen
 step "web UI (wasm)" scripts/build-frontend.sh
 

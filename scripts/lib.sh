@@ -456,16 +456,22 @@ ensure_wasm_bindgen() {
 
 declare -A _ICEHOUSE_BG_PIDS=()
 
-# in_background NAME CMD... : run CMD (a function is fine) in the background,
-# niced, with its output in $ICEHOUSE_CACHE_DIR/logs/NAME.log; await NAME
-# collects it. The scripts' exit traps call stop_background.
+# in_background [-n NICE] NAME CMD... : run CMD (a function is fine) in the
+# background at nice NICE (default 10), with its output in
+# $ICEHOUSE_CACHE_DIR/logs/NAME.log; await NAME collects it. The scripts' exit
+# traps call stop_background.
 in_background() {
-    local name=$1 logf
+    local niceness=10 name logf
+    if [[ $1 == -n ]]; then
+        niceness=$2
+        shift 2
+    fi
+    name=$1
     shift
     logf=$ICEHOUSE_CACHE_DIR/logs/$name.log
     mkdir -p "${logf%/*}"
     (
-        renice -n 10 -p "$BASHPID" >/dev/null 2>&1 || true
+        renice -n "$niceness" -p "$BASHPID" >/dev/null 2>&1 || true
         "$@"
     ) </dev/null >"$logf" 2>&1 &
     _ICEHOUSE_BG_PIDS[$name]=$!
