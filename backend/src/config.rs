@@ -86,6 +86,8 @@ pub struct AuthConfig {
     pub jwt_secret: Option<String>,
     pub access_token_ttl_secs: u64,
     pub refresh_token_ttl_secs: u64,
+    /// Days an API token lives when its request does not say (every token expires).
+    pub api_token_ttl_days: u32,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -103,7 +105,12 @@ impl Default for HttpConfig {
 
 impl Default for AuthConfig {
     fn default() -> Self {
-        Self { jwt_secret: None, access_token_ttl_secs: 15 * 60, refresh_token_ttl_secs: 30 * 24 * 3600 }
+        Self {
+            jwt_secret: None,
+            access_token_ttl_secs: 15 * 60,
+            refresh_token_ttl_secs: 30 * 24 * 3600,
+            api_token_ttl_days: 90,
+        }
     }
 }
 

@@ -56,7 +56,8 @@ pub struct CreateApiTokenRequest {
     pub name: String,
     /// At most the creator's own role.
     pub role: Role,
-    /// Days until the token expires; never when absent.
+    /// Days until the token expires; the server's default (90 days unless
+    /// configured) when absent. Every token expires.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_in_days: Option<u32>,
 }

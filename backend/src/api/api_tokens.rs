@@ -65,7 +65,7 @@ pub async fn create(
         req.role,
         &hash,
         ctx.user_id(),
-        req.expires_in_days,
+        req.expires_in_days.unwrap_or(state.config.auth.api_token_ttl_days),
     )
     .await?;
     let token = ApiToken::try_from(row)?;

@@ -5,7 +5,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use icehouse_api::pagination::{ListParams, Page};
-use icehouse_api::users::{AddMemberRequest, Member, UpdateMemberRequest};
+use icehouse_api::users::{AddMemberRequest, ApiToken, Member, UpdateMemberRequest};
 use icehouse_api::{Problem, Role, UserId};
 
 use crate::auth::{password, RequestContext};
@@ -106,6 +106,11 @@ pub async fn update(
         });
     }
     db::users::set_member_role(&mut tx, ctx.tenant_id, user_id, req.role).await?;
+    // A token has at most its creator's rights, now as when it was made.
+    for row in db::tokens::cap_api_tokens_of(&mut tx, ctx.tenant_id, user_id, req.role).await? {
+        let token = ApiToken::try_from(row)?;
+        db::audit::record(&mut tx, &ctx, "api_token.cap", "api_token", token.id, None::<&()>, Some(&token)).await?;
+    }
     let after = Member { role: req.role, ..before.clone() };
     db::audit::record(&mut tx, &ctx, "member.update", "member", user_id, Some(&before), Some(&after)).await?;
     tx.commit().await?;
@@ -137,6 +142,10 @@ pub async fn remove(
         }
     }
     db::users::delete_member(&mut tx, ctx.tenant_id, user_id).await?;
+    for row in db::tokens::revoke_api_tokens_of(&mut tx, ctx.tenant_id, user_id).await? {
+        let token = ApiToken::try_from(row)?;
+        db::audit::record(&mut tx, &ctx, "api_token.revoke", "api_token", token.id, Some(&token), None::<&()>).await?;
+    }
     db::audit::record(&mut tx, &ctx, "member.remove", "member", user_id, Some(&before), None::<&()>).await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)

@@ -102,7 +102,7 @@ pub async fn insert_api_token(
     role: Role,
     hash: &[u8],
     created_by: Option<UserId>,
-    expires_in_days: Option<u32>,
+    expires_in_days: u32,
 ) -> Result<ApiTokenRow, sqlx::Error> {
     sqlx::query_as(&format!(
         "INSERT INTO api_tokens (id, tenant_id, name, role, token_hash, created_by, expires_at)
@@ -115,7 +115,7 @@ pub async fn insert_api_token(
     .bind(role.as_str())
     .bind(hash)
     .bind(created_by.map(|u| u.as_uuid()))
-    .bind(expires_in_days.map(|d| d as i32))
+    .bind(expires_in_days as i32)
     .fetch_one(&mut **tx)
     .await
 }
@@ -147,6 +147,43 @@ pub async fn delete_api_token(
         .bind(id.as_uuid())
         .fetch_optional(&mut **tx)
         .await
+}
+
+/// Deletes the tokens `user` created in `tenant` (they are leaving it).
+pub async fn revoke_api_tokens_of(
+    tx: &mut Tx,
+    tenant: TenantId,
+    user: UserId,
+) -> Result<Vec<ApiTokenRow>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "DELETE FROM api_tokens WHERE tenant_id = $1 AND created_by = $2 RETURNING {API_TOKEN_COLUMNS}"
+    ))
+    .bind(tenant.as_uuid())
+    .bind(user.as_uuid())
+    .fetch_all(&mut **tx)
+    .await
+}
+
+/// Lowers the tokens `user` created in `tenant` to at most `role` (they
+/// were demoted to it); returns the tokens changed, as they are now.
+pub async fn cap_api_tokens_of(
+    tx: &mut Tx,
+    tenant: TenantId,
+    user: UserId,
+    role: Role,
+) -> Result<Vec<ApiTokenRow>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "UPDATE api_tokens SET role = $3
+         WHERE tenant_id = $1 AND created_by = $2
+           AND array_position(ARRAY['viewer', 'editor', 'admin', 'owner'], role)
+             > array_position(ARRAY['viewer', 'editor', 'admin', 'owner'], $3)
+         RETURNING {API_TOKEN_COLUMNS}"
+    ))
+    .bind(tenant.as_uuid())
+    .bind(user.as_uuid())
+    .bind(role.as_str())
+    .fetch_all(&mut **tx)
+    .await
 }
 
 /// The live (unexpired) token with this hash, across tenants: the caller's

@@ -136,3 +136,48 @@ async fn api_tokens_carry_a_role_and_die_when_revoked(pool: PgPool) {
     assert_eq!(app.delete(&format!("/api/v1/api-tokens/{token_id}"), &admin).await.status, StatusCode::NO_CONTENT);
     app.get("/api/v1/me", &secret).await.assert_problem(401, None);
 }
+
+/// A token lives no longer than its creator's membership and has no more
+/// rights than the creator has now; without an expiry it gets the default.
+#[sqlx::test(migrations = "../migrations")]
+async fn api_tokens_follow_their_creator_out_and_down(pool: PgPool) {
+    let app = spawn(pool).await;
+    let owner = token(&app.signup("Acme", "owner@acme.test").await);
+    let admin = app.member(&owner, "admin@acme.test", "admin").await;
+    let admin_id = app.get("/api/v1/me", &admin).await.body["principal"]["id"].as_str().unwrap().to_string();
+
+    let created = app.post("/api/v1/api-tokens", &admin, json!({"name": "ci-writer", "role": "admin"})).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
+    let expires: chrono::DateTime<chrono::Utc> =
+        created.body["token"]["expires_at"].as_str().unwrap().parse().expect("every token expires");
+    let days = (expires - chrono::Utc::now()).num_hours() as f64 / 24.0;
+    assert!((89.9..=90.1).contains(&days), "expires in {days} days, not the default 90");
+    let writer = created.body["secret"].as_str().unwrap().to_string();
+    // A token made by the token still belongs to the admin.
+    let child = app.post("/api/v1/api-tokens", &writer, json!({"name": "ci-child", "role": "editor"})).await;
+    assert_eq!(child.status, StatusCode::CREATED, "{}", child.text);
+    let child = child.body["secret"].as_str().unwrap().to_string();
+    assert_eq!(app.post("/api/v1/connections", &writer, connection_body("a")).await.status, StatusCode::CREATED);
+
+    // Demoted to viewer: the tokens are viewers too.
+    let r = app.patch(&format!("/api/v1/users/{admin_id}"), &owner, json!({"role": "viewer"})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    for t in [&writer, &child] {
+        assert_eq!(app.get("/api/v1/me", t).await.body["role"], "viewer");
+        app.post("/api/v1/connections", t, connection_body("b")).await.assert_problem(403, None);
+    }
+    let listed = app.get("/api/v1/api-tokens", &owner).await;
+    let roles: Vec<&str> =
+        listed.body["items"].as_array().unwrap().iter().map(|t| t["role"].as_str().unwrap()).collect();
+    assert_eq!(roles, ["viewer", "viewer"]);
+    // Promoted again, the tokens stay capped (a new token is needed for more).
+    app.patch(&format!("/api/v1/users/{admin_id}"), &owner, json!({"role": "admin"})).await;
+    assert_eq!(app.get("/api/v1/me", &writer).await.body["role"], "viewer");
+
+    // Removed: the tokens die with the membership.
+    assert_eq!(app.delete(&format!("/api/v1/users/{admin_id}"), &owner).await.status, StatusCode::NO_CONTENT);
+    for t in [&writer, &child] {
+        app.get("/api/v1/me", t).await.assert_problem(401, None);
+    }
+    assert_eq!(app.get("/api/v1/api-tokens", &owner).await.body["items"], json!([]));
+}

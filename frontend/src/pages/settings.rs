@@ -334,7 +334,7 @@ fn Tokens() -> impl IntoView {
                         aria-describedby="token-expires-hint"
                         bind:value=days
                     />
-                    <p class="hint" id="token-expires-hint">"Empty: never."</p>
+                    <p class="hint" id="token-expires-hint">"Empty: the server default, 90 days unless configured otherwise."</p>
                     <FieldErrors error field="expires_in_days" />
                 </div>
             </div>
