@@ -82,7 +82,9 @@ async fn killing_the_lease_holder_five_times_loses_and_duplicates_nothing() {
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
     producer.await.unwrap();
-    wait_for_total(&f.api, &f.pipeline, n, Duration::from_secs(180)).await;
+    if let Err(e) = try_wait_for_total(&f.api, &f.pipeline, n, Duration::from_secs(180)).await {
+        panic!("{e}\n{}", explain_table(&f.db.url, &f.catalog, &f.warehouse_uri, n));
+    }
     let (_, epoch) = f.holder().await;
     assert!(epoch >= 6, "five take-overs happened (epoch {epoch})");
     assert_tables_exact(&f.db.url, &f.catalog, &f.warehouse_uri, n);

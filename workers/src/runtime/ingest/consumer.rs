@@ -2,6 +2,7 @@
 //! next offsets stored in Postgres (never a consumer group's own position),
 //! with librdkafka's error reports kept for the health tracker.
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -85,17 +86,19 @@ pub async fn partitions_of(consumer: &Arc<KafkaConsumer>, topic: &str) -> anyhow
 /// Assigns the slice's partitions at their stored next offsets; a partition
 /// never consumed (the pipeline's first run, or one the topic gained since)
 /// starts at the pipeline's start position, resolved once and stored.
+/// Returns the offset each partition starts at.
 pub async fn assign(
     pool: &PgPool,
     consumer: &Arc<KafkaConsumer>,
     spec: &PipelineSpec,
     partitions: &[i32],
-) -> anyhow::Result<()> {
+) -> anyhow::Result<BTreeMap<i32, i64>> {
     // A system transaction: the offsets are behind row-level security.
     let mut tx = coord::begin_system(pool).await?;
     let stored = offsets::stored(&mut tx, spec.id).await?;
     tx.commit().await?;
     let mut tpl = TopicPartitionList::new();
+    let mut starts = BTreeMap::new();
     for &p in partitions {
         let offset = match stored.get(&p) {
             Some(&o) => o,
@@ -109,9 +112,10 @@ pub async fn assign(
             }
         };
         tpl.add_partition_offset(&spec.topic, p, Offset::Offset(offset))?;
+        starts.insert(p, offset);
     }
     consumer.assign(&tpl)?;
-    Ok(())
+    Ok(starts)
 }
 
 /// A partition's low and high watermarks; a blocking librdkafka call, run

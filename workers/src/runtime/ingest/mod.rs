@@ -98,7 +98,10 @@ pub async fn run(
             mine.clone()
         }
     };
-    consumer::assign(&pool, &consumer, &spec, &partitions).await?;
+    // Where each partition's next message should be: the broker may skip
+    // offsets (compaction, transaction markers), which is logged, since
+    // skipped offsets are messages this pipeline never sees.
+    let mut positions = consumer::assign(&pool, &consumer, &spec, &partitions).await?;
     lease::set_state(&pool, &lease, SliceState::Running).await?;
     let mut last_partition_check = Instant::now();
 
@@ -125,6 +128,13 @@ pub async fn run(
                         dead.push(&msg, &rejection, chrono::Utc::now());
                     }
                     next_offsets.insert(msg.partition, msg.offset + 1);
+                    match positions.insert(msg.partition, msg.offset + 1) {
+                        Some(expected) if expected != msg.offset => tracing::warn!(
+                            pipeline = %spec.id, partition = msg.partition, expected, got = msg.offset,
+                            "the broker did not deliver the next offset"
+                        ),
+                        _ => {}
+                    }
                     change = health.on_message();
                     policy.add(message_bytes(&msg), Instant::now())
                 }
