@@ -88,6 +88,25 @@ pub struct AuthConfig {
     pub refresh_token_ttl_secs: u64,
     /// Days an API token lives when its request does not say (every token expires).
     pub api_token_ttl_days: u32,
+    pub limits: AuthLimitsConfig,
+}
+
+/// How many log-in, sign-up and refresh attempts are let through: per
+/// client address (IPv6 by /64) and per account, each a burst that refills
+/// at a steady rate. Past them the answer is 429 with `Retry-After`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default)]
+pub struct AuthLimitsConfig {
+    pub per_address_burst: u32,
+    pub per_address_per_minute: u32,
+    pub per_account_burst: u32,
+    pub per_account_per_hour: u32,
+}
+
+impl Default for AuthLimitsConfig {
+    fn default() -> Self {
+        Self { per_address_burst: 20, per_address_per_minute: 20, per_account_burst: 50, per_account_per_hour: 100 }
+    }
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -110,6 +129,7 @@ impl Default for AuthConfig {
             access_token_ttl_secs: 15 * 60,
             refresh_token_ttl_secs: 30 * 24 * 3600,
             api_token_ttl_days: 90,
+            limits: AuthLimitsConfig::default(),
         }
     }
 }

@@ -33,6 +33,9 @@ pub enum ApiError {
     UnsupportedMediaType,
     #[error("method not allowed")]
     MethodNotAllowed,
+    /// Over a rate limit; try again after this many seconds.
+    #[error("too many requests")]
+    TooManyRequests { retry_after_secs: u64 },
     /// The Kafka cluster behind a connection could not be used.
     #[error("kafka: {message}")]
     Kafka { kind: ConnectionFailureKind, message: String },
@@ -70,6 +73,7 @@ impl ApiError {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported-media-type", "Unsupported media type")
             }
             MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed", "Method not allowed"),
+            TooManyRequests { .. } => (StatusCode::TOO_MANY_REQUESTS, "too-many-requests", "Too many requests"),
             Kafka { .. } => (StatusCode::BAD_GATEWAY, "kafka-unavailable", "Kafka cluster unavailable"),
             Warehouse(_) => (StatusCode::BAD_GATEWAY, "warehouse-unavailable", "Warehouse unavailable"),
             Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Service unavailable"),
@@ -100,6 +104,9 @@ impl ApiError {
             ApiError::Kafka { kind, message } => (Some(message.clone()), vec![], Some(kind.as_str().to_string())),
             ApiError::Warehouse(why) => (Some(why.clone()), vec![], None),
             ApiError::Unavailable(why) => (Some(why.clone()), vec![], None),
+            ApiError::TooManyRequests { retry_after_secs } => {
+                (Some(format!("too many attempts; try again in {retry_after_secs} s")), vec![], None)
+            }
             // Internals stay in the log, under the error id.
             ApiError::Internal(_) => (None, vec![], None),
             ApiError::PayloadTooLarge | ApiError::UnsupportedMediaType | ApiError::MethodNotAllowed => {
@@ -128,7 +135,11 @@ impl IntoResponse for ApiError {
             tracing::warn!(error_id, error = %self, "upstream failure");
         }
         let problem = self.to_problem(error_id);
-        problem_response(status, &problem, matches!(self, ApiError::Unauthorized(_)))
+        let mut response = problem_response(status, &problem, matches!(self, ApiError::Unauthorized(_)));
+        if let ApiError::TooManyRequests { retry_after_secs } = self {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+        }
+        response
     }
 }
 

@@ -183,3 +183,21 @@ where
         })
     }
 }
+
+/// The client's address: the TCP peer of the connection (the server is
+/// served with [`crate::into_service`], which records it).
+pub struct ClientAddr(pub std::net::IpAddr);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|info| ClientAddr(info.0.ip()))
+            .ok_or_else(|| {
+                ApiError::internal(anyhow::anyhow!("no peer address: serve with icehouse_backend::into_service"))
+            })
+    }
+}

@@ -101,7 +101,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     println!(
         "Icehouse is running at http://{addr}  (API: http://{addr}/api/v1, spec: http://{addr}/api/v1/openapi.json)"
     );
-    axum::serve(listener, app)
+    axum::serve(listener, icehouse_backend::into_service(app))
         .with_graceful_shutdown(async move {
             shutdown_signal().await;
             let _ = stop.send(true);

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use sqlx::PgPool;
 
+use crate::auth::limits::AuthLimits;
 use crate::auth::tokens::JwtKeys;
 use crate::config::Config;
 use crate::crypto::SecretBox;
@@ -14,6 +15,7 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub jwt: Arc<JwtKeys>,
     pub secrets: SecretBox,
+    pub auth_limits: Arc<AuthLimits>,
 }
 
 impl AppState {
@@ -23,6 +25,7 @@ impl AppState {
             pool,
             jwt: Arc::new(JwtKeys::new(&jwt_secret, config.auth.access_token_ttl_secs)),
             secrets: SecretBox::new(&master_key),
+            auth_limits: Arc::new(AuthLimits::new(&config.auth.limits)),
             config: Arc::new(config),
         })
     }

@@ -12,7 +12,7 @@ use crate::auth::tokens::{hash_secret, new_secret};
 use crate::auth::{password, Actor, RequestContext};
 use crate::db::{self, users::TenantRow, Tx};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::ApiJson;
+use crate::extract::{ApiJson, ClientAddr};
 use crate::state::AppState;
 
 const REFRESH_PREFIX: &str = "ihr_";
@@ -23,14 +23,17 @@ const REFRESH_PREFIX: &str = "ihr_";
     request_body = SignupRequest,
     responses(
         (status = 201, body = TokenResponse),
-        (status = 409, description = "Tenant name or email taken", body = Problem, content_type = "application/problem+json")
+        (status = 409, description = "Tenant name or email taken", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many attempts from this address or on this account; `Retry-After` says when to try again", body = Problem, content_type = "application/problem+json")
     )
 )]
 pub async fn signup(
     State(state): State<AppState>,
+    ClientAddr(client): ClientAddr,
     headers: HeaderMap,
     ApiJson(req): ApiJson<SignupRequest>,
 ) -> ApiResult<(StatusCode, Json<TokenResponse>)> {
+    state.auth_limits.check(client, Some(&req.email))?;
     let hash = password::hash(req.password.clone()).await?;
     let mut tx = db::begin_system(&state.pool).await?;
     let tenant = db::users::insert_tenant(&mut tx, &req.tenant_name).await?;
@@ -53,18 +56,25 @@ pub async fn signup(
     request_body = LoginRequest,
     responses(
         (status = 200, body = TokenResponse),
-        (status = 401, description = "Wrong email or password", body = Problem, content_type = "application/problem+json")
+        (status = 401, description = "Wrong email or password", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many attempts from this address or on this account; `Retry-After` says when to try again", body = Problem, content_type = "application/problem+json")
     )
 )]
 pub async fn login(
     State(state): State<AppState>,
+    ClientAddr(client): ClientAddr,
     ApiJson(req): ApiJson<LoginRequest>,
 ) -> ApiResult<Json<TokenResponse>> {
     const WRONG: ApiError = ApiError::Unauthorized("wrong email or password");
+    state.auth_limits.check(client, Some(&req.email))?;
     let mut tx = db::begin_system(&state.pool).await?;
     let user = db::users::user_by_email(&mut tx, &req.email).await?;
+    // No connection is held while the password is checked (and maybe queued
+    // behind other log-ins for a hashing permit).
+    tx.commit().await?;
     let ok = password::verify(req.password.clone(), user.as_ref().map(|u| u.password_hash.clone())).await?;
     let Some(user) = user.filter(|_| ok) else { return Err(WRONG) };
+    let mut tx = db::begin_system(&state.pool).await?;
     let (tenant, role) =
         db::users::login_membership(&mut tx, UserId::from_uuid(user.id), req.tenant_id).await?.ok_or(WRONG)?;
     let role = db::users::parse_role(&role)?;
@@ -81,13 +91,18 @@ pub async fn login(
     request_body = RefreshRequest,
     responses(
         (status = 200, body = TokenResponse),
-        (status = 401, description = "Unknown, expired, revoked or reused refresh token", body = Problem, content_type = "application/problem+json")
+        (status = 401, description = "Unknown, expired, revoked or reused refresh token", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many attempts from this address or on this account; `Retry-After` says when to try again", body = Problem, content_type = "application/problem+json")
     )
 )]
 pub async fn refresh(
     State(state): State<AppState>,
+    ClientAddr(client): ClientAddr,
     ApiJson(req): ApiJson<RefreshRequest>,
 ) -> ApiResult<Json<TokenResponse>> {
+    // A refresh token is a random secret (nothing to guess); its account is
+    // only known after the lookup, so the address alone limits it.
+    state.auth_limits.check(client, None)?;
     let mut tx = db::begin_system(&state.pool).await?;
     let token = db::tokens::refresh_for_update(&mut tx, &hash_secret(&req.refresh_token))
         .await?

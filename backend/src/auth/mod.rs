@@ -7,6 +7,7 @@
 //! adds nothing); passwords are argon2id.
 
 pub mod context;
+pub mod limits;
 pub mod password;
 pub mod tokens;
 

@@ -1,31 +1,46 @@
 //! Password hashing with argon2id (the crate's defaults, OWASP's minimum),
-//! on the blocking pool so hashing never stalls the async workers.
+//! on the blocking pool so hashing never stalls the async workers, and at
+//! most one hash per core at a time: each takes 19 MiB and a core for tens of
+//! milliseconds, so 500 log-ins at once queue here instead of taking all
+//! memory and every core.
+
+use std::sync::LazyLock;
 
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
+use tokio::sync::Semaphore;
+
+static HASHING: LazyLock<Semaphore> =
+    LazyLock::new(|| Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get())));
+
+/// Runs `work` on the blocking pool once a hashing permit is free.
+async fn hashing<T: Send + 'static>(work: impl FnOnce() -> anyhow::Result<T> + Send + 'static) -> anyhow::Result<T> {
+    let _permit = HASHING.acquire().await?;
+    tokio::task::spawn_blocking(work).await?
+}
 
 pub async fn hash(password: String) -> anyhow::Result<String> {
-    tokio::task::spawn_blocking(move || {
+    hashing(move || {
         let salt = SaltString::generate(&mut OsRng);
         Argon2::default()
             .hash_password(password.as_bytes(), &salt)
             .map(|h| h.to_string())
             .map_err(|e| anyhow::anyhow!("hashing password: {e}"))
     })
-    .await?
+    .await
 }
 
 /// Checks a password. With no stored hash (unknown user) it still does the
 /// work of one verification, so response times do not reveal which emails exist.
 pub async fn verify(password: String, stored: Option<String>) -> anyhow::Result<bool> {
-    tokio::task::spawn_blocking(move || {
+    hashing(move || {
         let stored = stored.unwrap_or_else(|| DUMMY_HASH.to_string());
         let parsed = PasswordHash::new(&stored).map_err(|e| anyhow::anyhow!("stored hash: {e}"))?;
         let ok = Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok();
         Ok(ok && stored != DUMMY_HASH)
     })
-    .await?
+    .await
 }
 
 /// argon2id of a random password nobody knows, with the default parameters.

@@ -1,7 +1,7 @@
 use base64::Engine;
 use jsonwebtoken::{encode, EncodingKey, Header};
 use reqwest::{Method, StatusCode};
-use serde_json::json;
+use serde_json::{json, Value};
 use sqlx::PgPool;
 
 use crate::helpers::*;
@@ -136,4 +136,41 @@ async fn a_removed_member_loses_access_at_once(pool: PgPool) {
     assert_eq!(app.delete(&format!("/api/v1/users/{bob_id}"), &owner).await.status, StatusCode::NO_CONTENT);
     // His still-unexpired access token no longer works.
     app.get("/api/v1/pipelines", &bob).await.assert_problem(401, None);
+}
+
+/// Guessing a password: wrong ones in a row from one address meet 429 with
+/// `Retry-After` before the 30th, while the account's owner, from another
+/// address, still logs in with the right one.
+#[sqlx::test(migrations = "../migrations")]
+async fn guessing_a_password_meets_429_and_the_owner_still_gets_in(pool: PgPool) {
+    let app = spawn(pool).await;
+    app.signup("Acme", "ada@acme.test").await;
+    let wrong = json!({"email": "ada@acme.test", "password": "not the password at all"});
+    let mut limited = None;
+    for attempt in 1..=30 {
+        let r = app.http.post(app.url("/api/v1/auth/login")).json(&wrong).send().await.unwrap();
+        match r.status() {
+            StatusCode::UNAUTHORIZED => continue,
+            StatusCode::TOO_MANY_REQUESTS => {
+                limited = Some((attempt, r));
+                break;
+            }
+            other => panic!("attempt {attempt}: {other}"),
+        }
+    }
+    let (attempt, r) = limited.expect("30 wrong passwords in a row were all answered");
+    assert!(attempt < 30, "429 came at attempt {attempt}");
+    let retry_after: u64 = r.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=60).contains(&retry_after), "Retry-After: {retry_after}");
+    assert_eq!(r.headers()["content-type"], "application/problem+json");
+    let body: Value = r.json().await.unwrap();
+    assert_eq!((body["status"].as_u64(), body["type"].as_str()), (Some(429), Some("/problems/too-many-requests")));
+    // The right password from this address waits too, …
+    let right = json!({"email": "ada@acme.test", "password": PASSWORD});
+    let r = app.http.post(app.url("/api/v1/auth/login")).json(&right).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    // … but not from another one.
+    let elsewhere = reqwest::Client::builder().local_address("127.0.0.2".parse::<std::net::IpAddr>().unwrap()).build();
+    let r = elsewhere.unwrap().post(app.url("/api/v1/auth/login")).json(&right).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK, "{}", r.text().await.unwrap());
 }

@@ -68,7 +68,9 @@ pub async fn spawn_with(pool: PgPool, config: Config) -> TestApp {
     let state = AppState::new(pool.clone(), config).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, icehouse_backend::router(state)).await.unwrap() });
+    tokio::spawn(async move {
+        axum::serve(listener, icehouse_backend::into_service(icehouse_backend::router(state))).await.unwrap()
+    });
     TestApp { addr, http: reqwest::Client::new(), pool }
 }
 

@@ -74,7 +74,7 @@ fn shared_statuses_are_documented_once_by_rule() {
     assert_eq!(codes("/api/v1/connections", "get"), ["200", "400", "401", "422"]);
     assert_eq!(codes("/api/v1/connections/{connection_id}", "get"), ["200", "401", "404"]);
     // Public routes answer no 401 unless they say so themselves.
-    assert_eq!(codes("/api/v1/auth/signup", "post"), ["201", "400", "409", "413", "415", "422"]);
+    assert_eq!(codes("/api/v1/auth/signup", "post"), ["201", "400", "409", "413", "415", "422", "429"]);
     assert_eq!(responses("/api/v1/auth/login", "post")["401"]["description"], "Wrong email or password");
     assert_eq!(codes("/healthz", "get"), ["200"]);
 }

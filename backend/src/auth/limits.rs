@@ -1,0 +1,148 @@
+//! Rate limits on the ways in: log-in, sign-up and token refresh, by client
+//! address and by account, so guessing a password or flooding sign-ups
+//! answers 429 instead of burning argon2 time for everyone.
+//!
+//! governor's keyed GCRA limiters hold the state. Keys of addresses and
+//! accounts that have fully recovered are dropped every few thousand
+//! attempts, and a limiter past a hard cap of keys starts afresh, so a flood
+//! of made-up accounts cannot grow memory without bound.
+//!
+//! The address is the TCP peer: behind a reverse proxy every client would
+//! share the proxy's address (trusting `X-Forwarded-For` from a configured
+//! proxy is not built yet).
+
+use std::net::{IpAddr, Ipv6Addr};
+use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::RwLock;
+use std::time::Duration;
+
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+
+use crate::config::AuthLimitsConfig;
+use crate::error::ApiError;
+
+/// Drop recovered keys this often (in attempts).
+const JANITOR_EVERY: u64 = 4096;
+/// At most this many keys per limiter (about 100 bytes each).
+const MAX_KEYS: usize = 100_000;
+
+pub struct AuthLimits {
+    by_address: Keyed<IpAddr>,
+    by_account: Keyed<String>,
+    attempts: AtomicU64,
+}
+
+impl AuthLimits {
+    pub fn new(config: &AuthLimitsConfig) -> AuthLimits {
+        let minute = Duration::from_secs(60);
+        AuthLimits {
+            by_address: Keyed::new(quota(config.per_address_burst, minute, config.per_address_per_minute)),
+            by_account: Keyed::new(quota(config.per_account_burst, 60 * minute, config.per_account_per_hour)),
+            attempts: AtomicU64::new(0),
+        }
+    }
+
+    /// Counts one attempt from `address`, and on `account` (an e-mail) when
+    /// the request names one: `TooManyRequests` once either is over its limit.
+    pub fn check(&self, address: IpAddr, account: Option<&str>) -> Result<(), ApiError> {
+        if self.attempts.fetch_add(1, Ordering::Relaxed) % JANITOR_EVERY == JANITOR_EVERY - 1 {
+            self.by_address.tidy();
+            self.by_account.tidy();
+        }
+        self.by_address.check(&address_key(address))?;
+        if let Some(account) = account {
+            self.by_account.check(&account.trim().to_lowercase())?;
+        }
+        Ok(())
+    }
+}
+
+/// One keyed limiter, replaced by a fresh one when it holds too many keys.
+struct Keyed<K: std::hash::Hash + Eq + Clone> {
+    quota: Quota,
+    limiter: RwLock<DefaultKeyedRateLimiter<K>>,
+}
+
+impl<K: std::hash::Hash + Eq + Clone> Keyed<K> {
+    fn new(quota: Quota) -> Keyed<K> {
+        Keyed { quota, limiter: RwLock::new(RateLimiter::keyed(quota)) }
+    }
+
+    fn check(&self, key: &K) -> Result<(), ApiError> {
+        let limiter = self.limiter.read().unwrap_or_else(|e| e.into_inner());
+        limiter.check_key(key).map_err(|not_until| ApiError::TooManyRequests {
+            retry_after_secs: not_until.wait_time_from(DefaultClock::default().now()).as_secs().max(1),
+        })
+    }
+
+    fn tidy(&self) {
+        let mut limiter = self.limiter.write().unwrap_or_else(|e| e.into_inner());
+        limiter.retain_recent();
+        if limiter.len() > MAX_KEYS {
+            tracing::warn!(keys = limiter.len(), "rate-limit state over its cap; starting afresh");
+            *limiter = RateLimiter::keyed(self.quota);
+        }
+        limiter.shrink_to_fit();
+    }
+}
+
+/// A burst of `burst` that refills at `count` per `period`.
+fn quota(burst: u32, period: Duration, count: u32) -> Quota {
+    let one = NonZeroU32::MIN;
+    let every = period / count.max(1);
+    Quota::with_period(every.max(Duration::from_millis(1)))
+        .expect("a positive period")
+        .allow_burst(NonZeroU32::new(burst).unwrap_or(one))
+}
+
+/// IPv6 clients are limited by /64, the block one host usually holds.
+fn address_key(address: IpAddr) -> IpAddr {
+    match address {
+        IpAddr::V6(v6) if v6.to_ipv4_mapped().is_none() => {
+            let s = v6.segments();
+            IpAddr::V6(Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+        }
+        IpAddr::V6(v6) => IpAddr::V4(v6.to_ipv4_mapped().expect("checked")),
+        v4 => v4,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bursts_then_429_per_address_and_per_account() {
+        let limits = AuthLimits::new(&AuthLimitsConfig {
+            per_address_burst: 3,
+            per_address_per_minute: 1,
+            per_account_burst: 5,
+            per_account_per_hour: 1,
+        });
+        let (a, b, c): (IpAddr, IpAddr, IpAddr) =
+            ("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap(), "10.0.0.3".parse().unwrap());
+        for _ in 0..3 {
+            limits.check(a, Some("ada@acme.test")).unwrap();
+        }
+        let Err(ApiError::TooManyRequests { retry_after_secs }) = limits.check(a, Some("other@acme.test")) else {
+            panic!("the fourth attempt from one address passed")
+        };
+        assert!((1..=60).contains(&retry_after_secs), "{retry_after_secs}");
+        // Another address may go on, until the account's own limit (case and spaces do not matter).
+        limits.check(b, Some(" ADA@acme.test")).unwrap();
+        limits.check(b, Some("ada@acme.test")).unwrap();
+        assert!(matches!(limits.check(c, Some("ada@acme.test")), Err(ApiError::TooManyRequests { .. })));
+        limits.check(c, Some("bob@acme.test")).unwrap();
+    }
+
+    #[test]
+    fn ipv6_hosts_share_their_64() {
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:bbbb::2".parse().unwrap();
+        assert_eq!(address_key(a), address_key(b));
+        assert_ne!(address_key(a), address_key("2001:db8:1:3::1".parse().unwrap()));
+        assert_eq!(address_key("::ffff:10.0.0.1".parse().unwrap()), "10.0.0.1".parse::<IpAddr>().unwrap());
+    }
+}
