@@ -122,7 +122,9 @@ async fn sql_dead_letters_and_samples_read_the_real_tables() {
         .map(|r| ((r["partition"].as_i64().unwrap(), r["offset"].as_i64().unwrap()), r["error_kind"].as_str().unwrap()))
         .collect();
     assert_eq!(got, bad);
-    let received: Vec<&str> = rows.iter().map(|r| r["received_at"].as_str().unwrap()).collect();
+    // As instants: RFC 3339 text drops trailing zeros (`.454Z` is before `.454028Z`).
+    let received: Vec<chrono::DateTime<chrono::Utc>> =
+        rows.iter().map(|r| r["received_at"].as_str().unwrap().parse().unwrap()).collect();
     assert!(received.windows(2).all(|w| w[0] >= w[1]), "not newest first: {received:?}");
     let invalid = rows.iter().find(|r| r["error_kind"] == "invalid_json").unwrap();
     assert_eq!(invalid["value"], "{\"id\": 1, oops", "{invalid}");
