@@ -4,8 +4,13 @@
 //!
 //! governor's keyed GCRA limiters hold the state. Keys of addresses and
 //! accounts that have fully recovered are dropped every few thousand
-//! attempts, and a limiter past a hard cap of keys starts afresh, so a flood
-//! of made-up accounts cannot grow memory without bound.
+//! attempts, and a limiter at its cap of keys refuses new ones (fails
+//! closed) until they recover, so a flood of made-up accounts can neither
+//! grow memory without bound nor wipe the count of the account under attack.
+//!
+//! The per-account limit counts every attempt, so an attacker can keep one
+//! account at 429 (about 100 attempts an hour); that is the price of
+//! stopping a guesser who has many addresses. A limit of 0 switches it off.
 //!
 //! The address is the TCP peer: behind a reverse proxy every client would
 //! share the proxy's address (trusting `X-Forwarded-For` from a configured
@@ -13,9 +18,8 @@
 
 use std::net::{IpAddr, Ipv6Addr};
 use std::num::NonZeroU32;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::RwLock;
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
@@ -32,22 +36,33 @@ pub struct AuthLimits {
     by_address: Keyed<IpAddr>,
     by_account: Keyed<String>,
     attempts: AtomicU64,
+    started: Instant,
+    /// Milliseconds after `started` of the last tidy.
+    tidied_at: AtomicU64,
 }
 
 impl AuthLimits {
     pub fn new(config: &AuthLimitsConfig) -> AuthLimits {
         let minute = Duration::from_secs(60);
         AuthLimits {
-            by_address: Keyed::new(quota(config.per_address_burst, minute, config.per_address_per_minute)),
-            by_account: Keyed::new(quota(config.per_account_burst, 60 * minute, config.per_account_per_hour)),
+            by_address: Keyed::new(config.per_address_burst, minute, config.per_address_per_minute),
+            by_account: Keyed::new(config.per_account_burst, 60 * minute, config.per_account_per_hour),
             attempts: AtomicU64::new(0),
+            started: Instant::now(),
+            tidied_at: AtomicU64::new(0),
         }
     }
 
     /// Counts one attempt from `address`, and on `account` (an e-mail) when
     /// the request names one: `TooManyRequests` once either is over its limit.
     pub fn check(&self, address: IpAddr, account: Option<&str>) -> Result<(), ApiError> {
-        if self.attempts.fetch_add(1, Ordering::Relaxed) % JANITOR_EVERY == JANITOR_EVERY - 1 {
+        let now = self.started.elapsed().as_millis() as u64;
+        let due = self.attempts.fetch_add(1, Ordering::Relaxed) % JANITOR_EVERY == JANITOR_EVERY - 1
+            // A full limiter refuses everyone: look again every second.
+            || ((self.by_address.is_full() || self.by_account.is_full())
+                && now.saturating_sub(self.tidied_at.load(Ordering::Relaxed)) >= 1000);
+        if due {
+            self.tidied_at.store(now, Ordering::Relaxed);
             self.by_address.tidy();
             self.by_account.tidy();
         }
@@ -59,32 +74,45 @@ impl AuthLimits {
     }
 }
 
-/// One keyed limiter, replaced by a fresh one when it holds too many keys.
+/// One keyed limiter (none when its burst or rate is 0).
 struct Keyed<K: std::hash::Hash + Eq + Clone> {
-    quota: Quota,
-    limiter: RwLock<DefaultKeyedRateLimiter<K>>,
+    limiter: Option<DefaultKeyedRateLimiter<K>>,
+    full: AtomicBool,
 }
 
 impl<K: std::hash::Hash + Eq + Clone> Keyed<K> {
-    fn new(quota: Quota) -> Keyed<K> {
-        Keyed { quota, limiter: RwLock::new(RateLimiter::keyed(quota)) }
+    fn new(burst: u32, period: Duration, count: u32) -> Keyed<K> {
+        let limiter = (burst > 0 && count > 0).then(|| RateLimiter::keyed(quota(burst, period, count)));
+        Keyed { limiter, full: AtomicBool::new(false) }
     }
 
     fn check(&self, key: &K) -> Result<(), ApiError> {
-        let limiter = self.limiter.read().unwrap_or_else(|e| e.into_inner());
-        limiter.check_key(key).map_err(|not_until| ApiError::TooManyRequests {
-            retry_after_secs: not_until.wait_time_from(DefaultClock::default().now()).as_secs().max(1),
+        let Some(limiter) = &self.limiter else { return Ok(()) };
+        if self.full.load(Ordering::Relaxed) {
+            return Err(ApiError::TooManyRequests { retry_after_secs: 60 });
+        }
+        limiter.check_key(key).map_err(|not_until| {
+            let wait = not_until.wait_time_from(DefaultClock::default().now());
+            ApiError::TooManyRequests { retry_after_secs: wait.as_secs() + u64::from(wait.subsec_nanos() > 0) }
         })
     }
 
+    fn is_full(&self) -> bool {
+        self.full.load(Ordering::Relaxed)
+    }
+
     fn tidy(&self) {
-        let mut limiter = self.limiter.write().unwrap_or_else(|e| e.into_inner());
+        let Some(limiter) = &self.limiter else { return };
         limiter.retain_recent();
-        if limiter.len() > MAX_KEYS {
-            tracing::warn!(keys = limiter.len(), "rate-limit state over its cap; starting afresh");
-            *limiter = RateLimiter::keyed(self.quota);
-        }
         limiter.shrink_to_fit();
+        let full = limiter.len() >= MAX_KEYS;
+        if full && !self.full.load(Ordering::Relaxed) {
+            tracing::warn!(
+                keys = limiter.len(),
+                "rate-limit state at its cap; refusing new attempts until it recovers"
+            );
+        }
+        self.full.store(full, Ordering::Relaxed);
     }
 }
 

@@ -4,20 +4,26 @@
 //! milliseconds, so 500 log-ins at once queue here instead of taking all
 //! memory and every core.
 
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
 use tokio::sync::Semaphore;
 
-static HASHING: LazyLock<Semaphore> =
-    LazyLock::new(|| Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get())));
+static HASHING: LazyLock<Arc<Semaphore>> =
+    LazyLock::new(|| Arc::new(Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get()))));
 
-/// Runs `work` on the blocking pool once a hashing permit is free.
+/// Runs `work` on the blocking pool once a hashing permit is free. The
+/// permit goes with the work: a request that gives up (a timeout, a client
+/// gone) does not free it while the hash still runs.
 async fn hashing<T: Send + 'static>(work: impl FnOnce() -> anyhow::Result<T> + Send + 'static) -> anyhow::Result<T> {
-    let _permit = HASHING.acquire().await?;
-    tokio::task::spawn_blocking(work).await?
+    let permit = HASHING.clone().acquire_owned().await?;
+    tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        work()
+    })
+    .await?
 }
 
 pub async fn hash(password: String) -> anyhow::Result<String> {
