@@ -58,6 +58,12 @@ pub async fn create(
     }
     let (secret, hash) = new_secret(API_TOKEN_PREFIX);
     let mut tx = db::begin_tenant(&state.pool, ctx.tenant_id).await?;
+    // The creator's membership, locked: removing or demoting them waits for
+    // this token, and then revokes or caps it with the others.
+    let creator = ctx.user_id().ok_or_else(|| ApiError::Forbidden("a token needs a member to create it".into()))?;
+    if db::users::member(&mut tx, ctx.tenant_id, creator).await?.is_none() {
+        return Err(ApiError::Forbidden("the token's creator is no longer a member".into()));
+    }
     let row = db::tokens::insert_api_token(
         &mut tx,
         ctx.tenant_id,

@@ -56,15 +56,19 @@ pub async fn add(
     }
     // Looking up an account by email crosses tenants: users are global.
     let mut tx = db::begin_system(&state.pool).await?;
-    let user = match db::users::user_by_email(&mut tx, &req.email).await? {
-        Some(user) => user,
-        None => {
-            let Some(password) = req.password.clone() else {
-                return Err(ApiError::field("password", "is required to create a new account"));
-            };
-            let hash = password::hash(password).await?;
-            db::users::insert_user(&mut tx, &req.email, &hash).await?
-        }
+    let existing = db::users::user_by_email(&mut tx, &req.email).await?;
+    // No connection is held while a new password is hashed.
+    tx.commit().await?;
+    let new_hash = match (&existing, req.password.clone()) {
+        (Some(_), _) => None,
+        (None, Some(password)) => Some(password::hash(password).await?),
+        (None, None) => return Err(ApiError::field("password", "is required to create a new account")),
+    };
+    let mut tx = db::begin_system(&state.pool).await?;
+    let user = match (existing, new_hash) {
+        (Some(user), _) => user,
+        // A concurrent add of the same address loses on the unique email (409).
+        (None, hash) => db::users::insert_user(&mut tx, &req.email, &hash.expect("hashed above")).await?,
     };
     let member: Member =
         db::users::insert_membership(&mut tx, ctx.tenant_id, UserId::from_uuid(user.id), req.role).await?.try_into()?;

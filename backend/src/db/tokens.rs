@@ -54,6 +54,14 @@ pub async fn refresh_for_update(tx: &mut Tx, hash: &[u8]) -> Result<Option<Refre
     .await
 }
 
+/// When the session (the family's first refresh token) began.
+pub async fn family_started(tx: &mut Tx, family: Uuid) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
+    sqlx::query_scalar("SELECT min(created_at) FROM refresh_tokens WHERE family_id = $1")
+        .bind(family)
+        .fetch_one(&mut **tx)
+        .await
+}
+
 pub async fn mark_refresh_used(tx: &mut Tx, id: Uuid) -> Result<(), sqlx::Error> {
     sqlx::query("UPDATE refresh_tokens SET used_at = now() WHERE id = $1").bind(id).execute(&mut **tx).await?;
     Ok(())
@@ -192,7 +200,7 @@ pub async fn api_token_by_hash(pool: &PgPool, hash: &[u8]) -> Result<Option<ApiT
     let mut tx = super::begin_system(pool).await?;
     let row: Option<ApiTokenRow> = sqlx::query_as(&format!(
         "SELECT {API_TOKEN_COLUMNS} FROM api_tokens
-         WHERE token_hash = $1 AND (expires_at IS NULL OR expires_at > now())"
+         WHERE token_hash = $1 AND expires_at > now()"
     ))
     .bind(hash)
     .fetch_optional(&mut *tx)
