@@ -86,6 +86,8 @@ pub struct AuthConfig {
     pub jwt_secret: Option<String>,
     pub access_token_ttl_secs: u64,
     pub refresh_token_ttl_secs: u64,
+    /// The longest a session lives, however often it is refreshed.
+    pub session_max_age_secs: u64,
     /// Days an API token lives when its request does not say (every token expires).
     pub api_token_ttl_days: u32,
     pub limits: AuthLimitsConfig,
@@ -128,6 +130,7 @@ impl Default for AuthConfig {
             jwt_secret: None,
             access_token_ttl_secs: 15 * 60,
             refresh_token_ttl_secs: 30 * 24 * 3600,
+            session_max_age_secs: 90 * 24 * 3600,
             api_token_ttl_days: 90,
             limits: AuthLimitsConfig::default(),
         }

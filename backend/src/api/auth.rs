@@ -119,6 +119,17 @@ pub async fn refresh(
     if token.expires_at <= chrono::Utc::now() {
         return Err(ApiError::Unauthorized("refresh token expired; log in again"));
     }
+    // Rotation keeps a session alive, but not for ever.
+    let max_age = i64::try_from(state.config.auth.session_max_age_secs)
+        .ok()
+        .and_then(chrono::Duration::try_seconds)
+        .unwrap_or(chrono::Duration::MAX);
+    let started = db::tokens::family_started(&mut tx, token.family_id).await?;
+    if started.is_none_or(|t| chrono::Utc::now() - t > max_age) {
+        db::tokens::revoke_family(&mut tx, token.family_id).await?;
+        tx.commit().await?;
+        return Err(ApiError::Unauthorized("this session is too old; log in again"));
+    }
     let user_id = UserId::from_uuid(token.user_id);
     let tenant_id = TenantId::from_uuid(token.tenant_id);
     let (tenant, role) = db::users::login_membership(&mut tx, user_id, Some(tenant_id))

@@ -10,8 +10,15 @@ use uuid::Uuid;
 /// The prefix of API tokens, so they are recognisable (and scannable) in leaks.
 pub const API_TOKEN_PREFIX: &str = "ihk_";
 
+/// Who issues access tokens and whom they are for: a token another service
+/// signed (with a key shared by mistake, say) is refused.
+pub const ISSUER: &str = "icehouse";
+pub const AUDIENCE: &str = "icehouse-api";
+
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Claims {
+    pub iss: String,
+    pub aud: String,
     /// The user.
     pub sub: Uuid,
     /// The tenant the session is in.
@@ -35,7 +42,9 @@ impl JwtKeys {
         // algorithm are refused by the library before the signature is looked at.
         let mut validation = Validation::new(Algorithm::HS256);
         validation.leeway = 5;
-        validation.set_required_spec_claims(&["exp", "sub", "iat"]);
+        validation.set_required_spec_claims(&["exp", "sub", "iat", "iss", "aud"]);
+        validation.set_issuer(&[ISSUER]);
+        validation.set_audience(&[AUDIENCE]);
         Self {
             encoding: EncodingKey::from_secret(secret),
             decoding: DecodingKey::from_secret(secret),
@@ -46,7 +55,15 @@ impl JwtKeys {
 
     pub fn issue(&self, user: Uuid, tenant: Uuid) -> anyhow::Result<String> {
         let now = chrono::Utc::now().timestamp();
-        let claims = Claims { sub: user, tid: tenant, iat: now, exp: now + self.ttl_secs as i64, jti: Uuid::new_v4() };
+        let claims = Claims {
+            iss: ISSUER.into(),
+            aud: AUDIENCE.into(),
+            sub: user,
+            tid: tenant,
+            iat: now,
+            exp: now + self.ttl_secs as i64,
+            jti: Uuid::new_v4(),
+        };
         Ok(jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)?)
     }
 

@@ -97,10 +97,23 @@ async fn forged_and_expired_tokens_are_refused(pool: PgPool) {
     let none_header = b64.encode(r#"{"alg":"none","typ":"JWT"}"#);
     let alg_none = format!("{none_header}.{}.", parts[1]);
     // Signed with the right key but expired.
-    let claims = json!({"sub": user, "tid": tenant, "iat": now - 3600, "exp": now - 600, "jti": uuid::Uuid::new_v4()});
+    let claims = json!({"iss": "icehouse", "aud": "icehouse-api", "sub": user, "tid": tenant, "iat": now - 3600,
+                        "exp": now - 600, "jti": uuid::Uuid::new_v4()});
     let expired = encode(&Header::default(), &claims, &EncodingKey::from_secret(&JWT_SECRET)).unwrap();
+    // Signed with the right key, valid, but for another audience, from another issuer, or saying neither.
+    let right_key =
+        |claims: Value| encode(&Header::default(), &claims, &EncodingKey::from_secret(&JWT_SECRET)).unwrap();
+    let base = json!({"sub": user, "tid": tenant, "iat": now, "exp": now + 600, "jti": uuid::Uuid::new_v4()});
+    let with = |extra: Value| {
+        let mut c = base.clone();
+        c.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        c
+    };
+    let other_audience = right_key(with(json!({"iss": "icehouse", "aud": "some-other-service"})));
+    let other_issuer = right_key(with(json!({"iss": "someone-else", "aud": "icehouse-api"})));
+    let unscoped = right_key(base.clone());
     // Signed with another key.
-    let claims = json!({"sub": user, "tid": tenant, "iat": now, "exp": now + 600, "jti": uuid::Uuid::new_v4()});
+    let claims = with(json!({"iss": "icehouse", "aud": "icehouse-api"}));
     let other_key =
         encode(&Header::default(), &claims, &EncodingKey::from_secret(b"another secret key of 32 bytes!!")).unwrap();
     // HS512 with the right key: only HS256 is accepted.
@@ -114,6 +127,9 @@ async fn forged_and_expired_tokens_are_refused(pool: PgPool) {
         ("expired", expired),
         ("other key", other_key),
         ("hs512", hs512),
+        ("other audience", other_audience),
+        ("other issuer", other_issuer),
+        ("no issuer or audience", unscoped),
         ("garbage", "not-a-token".to_string()),
         ("unknown api token", "ihk_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA".to_string()),
     ] {
@@ -173,4 +189,24 @@ async fn guessing_a_password_meets_429_and_the_owner_still_gets_in(pool: PgPool)
     let elsewhere = reqwest::Client::builder().local_address("127.0.0.2".parse::<std::net::IpAddr>().unwrap()).build();
     let r = elsewhere.unwrap().post(app.url("/api/v1/auth/login")).json(&right).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::OK, "{}", r.text().await.unwrap());
+}
+
+/// Refreshing keeps a session alive only up to `auth.session_max_age_secs`
+/// after its log-in; then the whole session ends.
+#[sqlx::test(migrations = "../migrations")]
+async fn a_session_ends_at_its_max_age_however_often_refreshed(pool: PgPool) {
+    let mut config = test_config();
+    config.auth.session_max_age_secs = 3;
+    let app = spawn_with(pool, config).await;
+    let s = app.signup("Acme", "ada@acme.test").await;
+    let refresh = |token: String| {
+        let app = &app;
+        async move { app.call(Method::POST, "/api/v1/auth/refresh", None, Some(json!({"refresh_token": token}))).await }
+    };
+    let r = refresh(s["refresh_token"].as_str().unwrap().to_string()).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    tokio::time::sleep(std::time::Duration::from_millis(3500)).await;
+    let r = refresh(r.body["refresh_token"].as_str().unwrap().to_string()).await;
+    r.assert_problem(401, None);
+    assert_eq!(r.body["detail"], "this session is too old; log in again");
 }
