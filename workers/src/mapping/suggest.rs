@@ -609,7 +609,7 @@ fn epoch_unit(value: f64) -> Option<TimestampFormat> {
 }
 
 /// What a string holds, read exactly as the decoder reads `timestamptz`,
-/// `timestamp`, `date` and `uuid` columns (see `convert.rs`), but only in
+/// `timestamp`, `date` and `uuid` columns (see `formats/exact.rs`), but only in
 /// their usual written forms.
 fn text_kind(s: &str) -> Text {
     let b = s.as_bytes();

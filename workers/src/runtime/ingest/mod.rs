@@ -129,6 +129,10 @@ pub async fn run(
                     }
                     next_offsets.insert(msg.partition, msg.offset + 1);
                     match positions.insert(msg.partition, msg.offset + 1) {
+                        // One offset is a transaction marker; more, or going back, is news.
+                        Some(expected) if msg.offset == expected + 1 => tracing::debug!(
+                            pipeline = %spec.id, partition = msg.partition, offset = expected, "an offset with no message"
+                        ),
                         Some(expected) if expected != msg.offset => tracing::warn!(
                             pipeline = %spec.id, partition = msg.partition, expected, got = msg.offset,
                             "the broker did not deliver the next offset"
