@@ -88,6 +88,9 @@ pub struct WorkerConfig {
     pub batch_max_messages: usize,
     /// …or at this many bytes of message values.
     pub batch_max_bytes: usize,
+    /// A topic the broker says has more partitions than this is refused (a
+    /// hostile broker could otherwise have a million slices planned).
+    pub max_topic_partitions: usize,
 }
 
 impl Default for WorkerConfig {
@@ -100,6 +103,7 @@ impl Default for WorkerConfig {
             max_message_bytes: 1024 * 1024,
             batch_max_messages: 250_000,
             batch_max_bytes: 64 * 1024 * 1024,
+            max_topic_partitions: crate::kafka::MAX_TOPIC_PARTITIONS,
         }
     }
 }

@@ -5,6 +5,7 @@
 mod browser;
 mod common;
 mod crash;
+mod hostile;
 mod ingest;
 mod process;
 mod query;

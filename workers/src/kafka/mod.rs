@@ -9,6 +9,30 @@ pub use sample::{sample, SampleError};
 use icehouse_api::connections::{SaslMechanism, SecurityProtocol};
 use rdkafka::ClientConfig;
 
+/// The most partitions a topic may have for Icehouse to read it (Kafka's own
+/// guidance is thousands per cluster); see [`checked_partitions`].
+pub const MAX_TOPIC_PARTITIONS: usize = 10_000;
+
+/// A topic's partition ids as a broker reported them, sorted, if they are
+/// what a Kafka topic has: 1 to `max` partitions numbered 0 to n − 1. What a
+/// broker says is tenant-controlled, so anything else is refused.
+pub fn checked_partitions(topic: &str, mut ids: Vec<i32>, max: usize) -> Result<Vec<i32>, String> {
+    if ids.is_empty() {
+        return Err(format!("topic `{topic}` has no partitions"));
+    }
+    if ids.len() > max {
+        return Err(format!("topic `{topic}` has {} partitions, more than the {max} a pipeline reads", ids.len()));
+    }
+    ids.sort_unstable();
+    if ids.iter().enumerate().any(|(i, &id)| id != i as i32) {
+        return Err(format!(
+            "the broker reports partitions of topic `{topic}` that are not numbered 0 to {}",
+            ids.len() - 1
+        ));
+    }
+    Ok(ids)
+}
+
 /// What it takes to connect to a tenant's cluster, secrets in clear: built
 /// by the control plane right before use, never stored or logged as such.
 #[derive(Clone)]
@@ -78,4 +102,22 @@ pub async fn high_watermarks(
         Ok(out)
     })
     .await?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_broker_cannot_report_any_partitions_it_likes() {
+        assert_eq!(checked_partitions("t", vec![2, 0, 1], 3), Ok(vec![0, 1, 2]));
+        assert_eq!(checked_partitions("t", vec![], 3).unwrap_err(), "topic `t` has no partitions");
+        assert_eq!(
+            checked_partitions("t", (0..4).collect(), 3).unwrap_err(),
+            "topic `t` has 4 partitions, more than the 3 a pipeline reads"
+        );
+        for odd in [vec![0, 2], vec![0, 0], vec![1], vec![0, i32::MAX], vec![-1, 0]] {
+            assert!(checked_partitions("t", odd.clone(), 10).unwrap_err().contains("not numbered 0 to"), "{odd:?}");
+        }
+    }
 }

@@ -60,8 +60,9 @@ fn sample_blocking(
     if t.error().is_some() || t.partitions().is_empty() {
         return Err(SampleError::NoSuchTopic(topic.into()));
     }
-    let mut partitions: Vec<i32> = t.partitions().iter().map(|p| p.id()).collect();
-    partitions.sort_unstable();
+    let ids = t.partitions().iter().map(|p| p.id()).collect();
+    let partitions =
+        super::checked_partitions(topic, ids, super::MAX_TOPIC_PARTITIONS).map_err(|e| kafka(anyhow::anyhow!(e)))?;
     let per_partition = limit.div_ceil(partitions.len()).max(1) as i64;
 
     let mut tpl = TopicPartitionList::new();

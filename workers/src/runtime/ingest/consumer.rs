@@ -69,7 +69,7 @@ pub fn connect(spec: &PipelineSpec) -> anyhow::Result<KafkaConsumer> {
 
 /// The topic's partition ids, sorted. librdkafka's metadata call blocks, so
 /// it runs off the async threads.
-pub async fn partitions_of(consumer: &Arc<KafkaConsumer>, topic: &str) -> anyhow::Result<Vec<i32>> {
+pub async fn partitions_of(consumer: &Arc<KafkaConsumer>, topic: &str, max: usize) -> anyhow::Result<Vec<i32>> {
     let (consumer, name) = (consumer.clone(), topic.to_string());
     let md =
         tokio::task::spawn_blocking(move || consumer.fetch_metadata(Some(&name), Duration::from_secs(5))).await??;
@@ -77,10 +77,8 @@ pub async fn partitions_of(consumer: &Arc<KafkaConsumer>, topic: &str) -> anyhow
     if let Some(err) = t.error() {
         anyhow::bail!("{err:?}");
     }
-    let mut ids: Vec<i32> = t.partitions().iter().map(|p| p.id()).collect();
-    anyhow::ensure!(!ids.is_empty(), "topic `{topic}` has no partitions");
-    ids.sort_unstable();
-    Ok(ids)
+    let ids: Vec<i32> = t.partitions().iter().map(|p| p.id()).collect();
+    crate::kafka::checked_partitions(topic, ids, max).map_err(anyhow::Error::msg)
 }
 
 /// Assigns the slice's partitions at their stored next offsets; a partition

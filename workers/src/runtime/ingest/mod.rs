@@ -74,7 +74,7 @@ pub async fn run(
 
     let consumer = Arc::new(consumer::connect(&spec)?);
     let mut topic_partitions = loop {
-        match consumer::partitions_of(&consumer, &spec.topic).await {
+        match consumer::partitions_of(&consumer, &spec.topic, config.max_topic_partitions).await {
             Ok(p) => break p,
             Err(e) => {
                 lease::set_failing(&pool, &lease, &format!("cannot read topic `{}`: {e:#}", spec.topic)).await?;
@@ -154,7 +154,7 @@ pub async fn run(
                 if !health.is_failing() && last_partition_check.elapsed() >= PARTITION_CHECK {
                     last_partition_check = Instant::now();
                     // A failed look is no news: the consumer reports broker trouble itself.
-                    if let Ok(now) = consumer::partitions_of(&consumer, &spec.topic).await {
+                    if let Ok(now) = consumer::partitions_of(&consumer, &spec.topic, config.max_topic_partitions).await {
                         if now.len() > topic_partitions.len() {
                             tracing::info!(pipeline = %spec.id, partitions = now.len(), "the topic has new partitions");
                             slices::report_partition_count(&pool, spec.id, now.len() as i32).await?;
