@@ -29,6 +29,20 @@ pub struct Config {
     pub ui: UiConfig,
     pub query: QueryConfig,
     pub destinations: DestinationsConfig,
+    pub audit: AuditConfig,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default)]
+pub struct AuditConfig {
+    /// Audit entries older than this are pruned (hourly, by the scheduler).
+    pub retention_days: u32,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        Self { retention_days: 365 }
+    }
 }
 
 /// Where tenants may point their destinations, checked when one is created

@@ -90,8 +90,13 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let (stop, stop_rx) = tokio::sync::watch::channel(false);
 
     let dead_after = std::time::Duration::from_secs(config.worker.lease_ttl_secs * 3);
-    let scheduler =
-        tokio::spawn(scheduler::run(pool.clone(), config.database.url.clone(), dead_after, stop_rx.clone()));
+    let scheduler = tokio::spawn(scheduler::run(
+        pool.clone(),
+        config.database.url.clone(),
+        dead_after,
+        config.audit.retention_days,
+        stop_rx.clone(),
+    ));
     let worker = config.worker.in_process.then(|| {
         let (pool, secrets, wc) = (pool.clone(), SecretBox::new(&master_key), config.worker.clone());
         tokio::spawn(icehouse_workers::runtime::run_worker(pool, secrets, wc, stop_rx.clone()))

@@ -7,6 +7,7 @@
 //! their slices, making sure every pipeline has its status row, and cutting
 //! every running pipeline into slices for the live workers, again whenever
 //! workers join or leave or a topic grows (`icehouse_workers::coord::slices`).
+//! Hourly it also prunes old rows (`db::prune`).
 
 use std::time::Duration;
 
@@ -14,12 +15,24 @@ use icehouse_workers::coord;
 use sqlx::{Connection, PgConnection, PgPool};
 use tokio::sync::watch;
 
+use crate::db;
+
 /// An arbitrary constant naming the scheduler's advisory lock.
 const LEADER_LOCK: i64 = 0x1ce_5ced;
 
-pub async fn run(pool: PgPool, database_url: String, dead_after: Duration, mut shutdown: watch::Receiver<bool>) {
+/// How often the leader prunes old rows.
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+
+pub async fn run(
+    pool: PgPool,
+    database_url: String,
+    dead_after: Duration,
+    audit_retention_days: u32,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let mut leader: Option<PgConnection> = None;
+    let mut pruned_at: Option<tokio::time::Instant> = None;
     loop {
         tokio::select! {
             _ = tick.tick() => {}
@@ -31,6 +44,13 @@ pub async fn run(pool: PgPool, database_url: String, dead_after: Duration, mut s
                 continue;
             }
             tracing::info!("this process leads the scheduler");
+        }
+        if pruned_at.is_none_or(|t| t.elapsed() >= PRUNE_EVERY) {
+            pruned_at = Some(tokio::time::Instant::now());
+            match db::prune::prune(&pool, audit_retention_days).await {
+                Ok(pruned) => tracing::info!(?pruned, "pruned old rows"),
+                Err(e) => tracing::warn!(error = %e, "pruning old rows failed"),
+            }
         }
         if let Err(e) = round(&pool, dead_after).await {
             tracing::warn!(error = %e, "scheduler round failed");

@@ -9,6 +9,7 @@ pub mod connections;
 pub mod destinations;
 pub mod notifications;
 pub mod pipelines;
+pub mod prune;
 pub mod tokens;
 pub mod users;
 

@@ -8,6 +8,7 @@ mod helpers;
 mod kafka;
 mod openapi;
 mod pipeline_tables;
+mod retention;
 mod roles;
 mod secrets;
 mod tenancy;

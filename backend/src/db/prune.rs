@@ -1,0 +1,54 @@
+//! Old rows pruned on a schedule (by the scheduler's leader, hourly), so the
+//! control plane's tables do not grow for ever: notifications every member
+//! has read once a month has passed, minute buckets past the status
+//! window, refresh tokens that can no longer be used, and audit entries past
+//! `audit.retention_days`.
+//!
+//! A used refresh token stays until it expires: presenting it again is how a
+//! stolen one is caught (the whole session ends), so it must still be found.
+
+use sqlx::PgPool;
+
+use super::begin_system;
+
+/// How many rows one pass removed, by kind.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Pruned {
+    pub notifications: u64,
+    pub minutes: u64,
+    pub refresh_tokens: u64,
+    pub audit: u64,
+}
+
+/// One pass over every tenant.
+pub async fn prune(pool: &PgPool, audit_retention_days: u32) -> Result<Pruned, sqlx::Error> {
+    let mut tx = begin_system(pool).await?;
+    let notifications = sqlx::query(
+        "DELETE FROM notifications n
+         WHERE n.created_at < now() - interval '30 days'
+           AND NOT EXISTS (
+               SELECT 1 FROM memberships m
+               LEFT JOIN notification_reads r ON r.tenant_id = m.tenant_id AND r.user_id = m.user_id
+               WHERE m.tenant_id = n.tenant_id AND coalesce(r.read_up_to, 0) < n.id)",
+    )
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    // The status shows the last hour; keep a second one for slow readers.
+    let minutes = sqlx::query("DELETE FROM pipeline_minutes WHERE minute < now() - interval '2 hours'")
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+    let refresh_tokens =
+        sqlx::query("DELETE FROM refresh_tokens WHERE expires_at < now() OR revoked_at < now() - interval '1 day'")
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+    let audit = sqlx::query("DELETE FROM audit_log WHERE at < now() - make_interval(days => $1)")
+        .bind(audit_retention_days as i32)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+    tx.commit().await?;
+    Ok(Pruned { notifications, minutes, refresh_tokens, audit })
+}
