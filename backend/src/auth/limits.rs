@@ -4,9 +4,10 @@
 //!
 //! governor's keyed GCRA limiters hold the state. Keys of addresses and
 //! accounts that have fully recovered are dropped every few thousand
-//! attempts, and a limiter at its cap of keys refuses new ones (fails
-//! closed) until they recover, so a flood of made-up accounts can neither
-//! grow memory without bound nor wipe the count of the account under attack.
+//! attempts, and a limiter at its cap of keys refuses every attempt (fails
+//! closed; it looks again every second) until enough keys recover, so a
+//! flood of made-up accounts can neither grow memory without bound nor wipe
+//! the count of the account under attack.
 //!
 //! The per-account limit counts every attempt, so an attacker can keep one
 //! account at 429 (about 100 attempts an hour); that is the price of
@@ -109,7 +110,7 @@ impl<K: std::hash::Hash + Eq + Clone> Keyed<K> {
         if full && !self.full.load(Ordering::Relaxed) {
             tracing::warn!(
                 keys = limiter.len(),
-                "rate-limit state at its cap; refusing new attempts until it recovers"
+                "rate-limit state at its cap; refusing every attempt until it recovers"
             );
         }
         self.full.store(full, Ordering::Relaxed);
