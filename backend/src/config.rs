@@ -35,7 +35,7 @@ pub struct Config {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(default)]
 pub struct AuditConfig {
-    /// Audit entries older than this are pruned (hourly, by the scheduler).
+    /// Audit entries older than this are pruned (hourly, by the scheduler); 0 keeps them all.
     pub retention_days: u32,
 }
 

@@ -61,8 +61,16 @@ pub async fn create(
     // The creator's membership, locked: removing or demoting them waits for
     // this token, and then revokes or caps it with the others.
     let creator = ctx.user_id().ok_or_else(|| ApiError::Forbidden("a token needs a member to create it".into()))?;
-    if db::users::member(&mut tx, ctx.tenant_id, creator).await?.is_none() {
+    let Some(member) = db::users::member(&mut tx, ctx.tenant_id, creator).await? else {
         return Err(ApiError::Forbidden("the token's creator is no longer a member".into()));
+    };
+    // The role as it is now, under the lock (a demotion may have just landed).
+    let creator_role = db::users::parse_role(&member.role)?;
+    if req.role > creator_role {
+        return Err(ApiError::Forbidden(format!(
+            "a token cannot have more rights than its creator ({})",
+            creator_role.as_str()
+        )));
     }
     let row = db::tokens::insert_api_token(
         &mut tx,

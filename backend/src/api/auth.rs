@@ -45,7 +45,7 @@ pub async fn signup(
         RequestContext { request_id: request_id(&headers), actor: Actor::User(user_id), tenant_id, role: Role::Owner };
     let api_user = User::from(&user);
     db::audit::record(&mut tx, &ctx, "tenant.create", "tenant", tenant.id, None::<&()>, Some(&api_user)).await?;
-    let response = session(&state, &mut tx, tenant, api_user, Role::Owner, Uuid::now_v7()).await?;
+    let response = session(&state, &mut tx, tenant, api_user, Role::Owner, (Uuid::now_v7(), None)).await?;
     tx.commit().await?;
     Ok((StatusCode::CREATED, Json(response)))
 }
@@ -78,7 +78,7 @@ pub async fn login(
     let (tenant, role) =
         db::users::login_membership(&mut tx, UserId::from_uuid(user.id), req.tenant_id).await?.ok_or(WRONG)?;
     let role = db::users::parse_role(&role)?;
-    let response = session(&state, &mut tx, tenant, User::from(&user), role, Uuid::now_v7()).await?;
+    let response = session(&state, &mut tx, tenant, User::from(&user), role, (Uuid::now_v7(), None)).await?;
     tx.commit().await?;
     Ok(Json(response))
 }
@@ -124,8 +124,7 @@ pub async fn refresh(
         .ok()
         .and_then(chrono::Duration::try_seconds)
         .unwrap_or(chrono::Duration::MAX);
-    let started = db::tokens::family_started(&mut tx, token.family_id).await?;
-    if started.is_none_or(|t| chrono::Utc::now() - t > max_age) {
+    if chrono::Utc::now() - token.session_started_at > max_age {
         db::tokens::revoke_family(&mut tx, token.family_id).await?;
         tx.commit().await?;
         return Err(ApiError::Unauthorized("this session is too old; log in again"));
@@ -139,7 +138,8 @@ pub async fn refresh(
         db::users::user_by_id(&mut tx, user_id).await?.ok_or(ApiError::Unauthorized("the account no longer exists"))?;
     db::tokens::mark_refresh_used(&mut tx, token.id).await?;
     let role = db::users::parse_role(&role)?;
-    let response = session(&state, &mut tx, tenant, User::from(&user), role, token.family_id).await?;
+    let family = (token.family_id, Some(token.session_started_at));
+    let response = session(&state, &mut tx, tenant, User::from(&user), role, family).await?;
     tx.commit().await?;
     Ok(Json(response))
 }
@@ -186,19 +186,20 @@ pub async fn me(State(state): State<AppState>, ctx: RequestContext) -> ApiResult
     Ok(Json(Me { principal, tenant: tenant.into(), role: ctx.role }))
 }
 
-/// A fresh access token and a refresh token in `family`.
+/// A fresh access token and a refresh token in `family`: (its id, when the
+/// session began, `None` for a new one).
 async fn session(
     state: &AppState,
     tx: &mut Tx,
     tenant: TenantRow,
     user: User,
     role: Role,
-    family: Uuid,
+    family: (Uuid, Option<chrono::DateTime<chrono::Utc>>),
 ) -> ApiResult<TokenResponse> {
     let tenant_id = TenantId::from_uuid(tenant.id);
     let (refresh_token, hash) = new_secret(REFRESH_PREFIX);
     let ttl = state.config.auth.refresh_token_ttl_secs;
-    db::tokens::insert_refresh(tx, tenant_id, user.id, family, &hash, ttl).await?;
+    db::tokens::insert_refresh(tx, tenant_id, user.id, family.0, family.1, &hash, ttl).await?;
     let access_token = state.jwt.issue(user.id.as_uuid(), tenant.id)?;
     Ok(TokenResponse {
         access_token,

@@ -1,8 +1,8 @@
 //! Old rows pruned on a schedule (by the scheduler's leader, hourly), so the
-//! control plane's tables do not grow for ever: notifications every member
-//! has read once a month has passed, minute buckets past the status
-//! window, refresh tokens that can no longer be used, and audit entries past
-//! `audit.retention_days`.
+//! control plane's tables do not grow for ever: notifications every admin
+//! and owner (those who can read them) has read once a month has passed,
+//! minute buckets past the status window, refresh tokens that can no longer
+//! be used, and audit entries past `audit.retention_days` (0 keeps them).
 //!
 //! A used refresh token stays until it expires: presenting it again is how a
 //! stolen one is caught (the whole session ends), so it must still be found.
@@ -29,7 +29,8 @@ pub async fn prune(pool: &PgPool, audit_retention_days: u32) -> Result<Pruned, s
            AND NOT EXISTS (
                SELECT 1 FROM memberships m
                LEFT JOIN notification_reads r ON r.tenant_id = m.tenant_id AND r.user_id = m.user_id
-               WHERE m.tenant_id = n.tenant_id AND coalesce(r.read_up_to, 0) < n.id)",
+               WHERE m.tenant_id = n.tenant_id AND m.role IN ('admin', 'owner')
+                 AND coalesce(r.read_up_to, 0) < n.id)",
     )
     .execute(&mut *tx)
     .await?
@@ -44,11 +45,14 @@ pub async fn prune(pool: &PgPool, audit_retention_days: u32) -> Result<Pruned, s
             .execute(&mut *tx)
             .await?
             .rows_affected();
-    let audit = sqlx::query("DELETE FROM audit_log WHERE at < now() - make_interval(days => $1)")
-        .bind(audit_retention_days as i32)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
+    let audit = match audit_retention_days {
+        0 => 0,
+        days => sqlx::query("DELETE FROM audit_log WHERE at < now() - make_interval(days => $1)")
+            .bind(days.min(i32::MAX as u32) as i32)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected(),
+    };
     tx.commit().await?;
     Ok(Pruned { notifications, minutes, refresh_tokens, audit })
 }

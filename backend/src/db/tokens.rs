@@ -15,6 +15,8 @@ pub struct RefreshRow {
     pub tenant_id: Uuid,
     pub user_id: Uuid,
     pub family_id: Uuid,
+    /// When the session (the family's first token) began.
+    pub session_started_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
     pub used_at: Option<DateTime<Utc>>,
     pub revoked_at: Option<DateTime<Utc>>,
@@ -25,12 +27,13 @@ pub async fn insert_refresh(
     tenant: TenantId,
     user: UserId,
     family: Uuid,
+    session_started_at: Option<DateTime<Utc>>,
     hash: &[u8],
     ttl_secs: u64,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "INSERT INTO refresh_tokens (id, tenant_id, user_id, family_id, token_hash, expires_at)
-         VALUES ($1, $2, $3, $4, $5, now() + make_interval(secs => $6))",
+        "INSERT INTO refresh_tokens (id, tenant_id, user_id, family_id, session_started_at, token_hash, expires_at)
+         VALUES ($1, $2, $3, $4, coalesce($7, now()), $5, now() + make_interval(secs => $6))",
     )
     .bind(Uuid::now_v7())
     .bind(tenant.as_uuid())
@@ -38,6 +41,7 @@ pub async fn insert_refresh(
     .bind(family)
     .bind(hash)
     .bind(ttl_secs as f64)
+    .bind(session_started_at)
     .execute(&mut **tx)
     .await?;
     Ok(())
@@ -46,20 +50,12 @@ pub async fn insert_refresh(
 /// The token with this hash, locked against a concurrent use of the same token.
 pub async fn refresh_for_update(tx: &mut Tx, hash: &[u8]) -> Result<Option<RefreshRow>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT id, tenant_id, user_id, family_id, expires_at, used_at, revoked_at
+        "SELECT id, tenant_id, user_id, family_id, session_started_at, expires_at, used_at, revoked_at
          FROM refresh_tokens WHERE token_hash = $1 FOR UPDATE",
     )
     .bind(hash)
     .fetch_optional(&mut **tx)
     .await
-}
-
-/// When the session (the family's first refresh token) began.
-pub async fn family_started(tx: &mut Tx, family: Uuid) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
-    sqlx::query_scalar("SELECT min(created_at) FROM refresh_tokens WHERE family_id = $1")
-        .bind(family)
-        .fetch_one(&mut **tx)
-        .await
 }
 
 pub async fn mark_refresh_used(tx: &mut Tx, id: Uuid) -> Result<(), sqlx::Error> {

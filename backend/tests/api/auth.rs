@@ -192,21 +192,32 @@ async fn guessing_a_password_meets_429_and_the_owner_still_gets_in(pool: PgPool)
 }
 
 /// Refreshing keeps a session alive only up to `auth.session_max_age_secs`
-/// after its log-in; then the whole session ends.
+/// after its log-in, even once its first tokens have expired and been pruned;
+/// then the whole session ends.
 #[sqlx::test(migrations = "../migrations")]
 async fn a_session_ends_at_its_max_age_however_often_refreshed(pool: PgPool) {
     let mut config = test_config();
-    config.auth.session_max_age_secs = 3;
-    let app = spawn_with(pool, config).await;
+    config.auth.refresh_token_ttl_secs = 6;
+    config.auth.session_max_age_secs = 8;
+    let app = spawn_with(pool.clone(), config).await;
     let s = app.signup("Acme", "ada@acme.test").await;
-    let refresh = |token: String| {
+    let refresh = |token: &Value| {
+        let body = json!({"refresh_token": token.as_str().unwrap()});
         let app = &app;
-        async move { app.call(Method::POST, "/api/v1/auth/refresh", None, Some(json!({"refresh_token": token}))).await }
+        async move { app.call(Method::POST, "/api/v1/auth/refresh", None, Some(body)).await }
     };
-    let r = refresh(s["refresh_token"].as_str().unwrap().to_string()).await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
-    tokio::time::sleep(std::time::Duration::from_millis(3500)).await;
-    let r = refresh(r.body["refresh_token"].as_str().unwrap().to_string()).await;
+    let pause = |secs| tokio::time::sleep(std::time::Duration::from_secs(secs));
+    pause(2).await;
+    let b = refresh(&s["refresh_token"]).await;
+    assert_eq!(b.status, StatusCode::OK, "{}", b.text);
+    pause(2).await;
+    let c = refresh(&b.body["refresh_token"]).await;
+    assert_eq!(c.status, StatusCode::OK, "{}", c.text);
+    pause(3).await;
+    // The sign-up's token has expired: pruning takes it, the session's start stays.
+    assert!(icehouse_backend::db::prune::prune(&pool, 365).await.unwrap().refresh_tokens >= 1);
+    pause(2).await;
+    let r = refresh(&c.body["refresh_token"]).await;
     r.assert_problem(401, None);
     assert_eq!(r.body["detail"], "this session is too old; log in again");
 }

@@ -13,6 +13,8 @@ async fn old_rows_go_and_recent_ones_stay(pool: PgPool) {
     let s = app.signup("Acme", "ada@acme.test").await;
     let t = token(&s);
     let (_, _, pid) = seed(&app, &t).await;
+    // A viewer cannot read notifications, so does not hold them back.
+    app.member(&t, "viewer@acme.test", "viewer").await;
     let tenant = s["tenant"]["id"].as_str().unwrap().parse::<uuid::Uuid>().unwrap();
     let user = s["user"]["id"].as_str().unwrap().parse::<uuid::Uuid>().unwrap();
     let pid = pid.parse::<uuid::Uuid>().unwrap();

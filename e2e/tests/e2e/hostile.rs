@@ -11,6 +11,7 @@ use icehouse_e2e::{test_env, Api, Broker, Server, TestDb};
 async fn a_topic_with_too_many_partitions_fails_the_pipeline_clearly() {
     let broker = Broker::start_memory().await.unwrap();
     broker.create_topic("sales", 12).await.unwrap();
+    produce(&broker.addr, "sales", 0..100).await;
     let db = TestDb::create("icehouse_e2e").await.unwrap();
     let warehouse = std::env::temp_dir().join(format!("icehouse-e2e-wh-{}", uuid::Uuid::new_v4().simple()));
     let mut env = test_env(&db.url);
@@ -31,9 +32,11 @@ async fn a_topic_with_too_many_partitions_fails_the_pipeline_clearly() {
     };
     let error = status["last_error"].as_str().unwrap_or_default();
     assert!(error.contains("has 12 partitions, more than the 8 a pipeline reads"), "{status}");
-    // Nothing was planned past what the pipeline may read, and nothing was read.
+    // Nothing was read: no partition got an offset, no row was committed.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let status = api.get(&format!("/api/v1/pipelines/{pid}/status")).await.unwrap();
     assert_eq!(status["partitions"], serde_json::json!([]), "{status}");
-    assert_eq!(status["rows_committed"], 0);
+    assert_eq!((status["rows_committed"].as_i64(), status["state"].as_str()), (Some(0), Some("failing")), "{status}");
 
     drop(server);
     db.drop_now().await.unwrap();

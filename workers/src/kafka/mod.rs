@@ -13,22 +13,26 @@ use rdkafka::ClientConfig;
 /// guidance is thousands per cluster); see [`checked_partitions`].
 pub const MAX_TOPIC_PARTITIONS: usize = 10_000;
 
+/// A broker's list of a topic's partitions that Icehouse will not act on.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct PartitionsRefused(pub String);
+
 /// A topic's partition ids as a broker reported them, sorted, if they are
 /// what a Kafka topic has: 1 to `max` partitions numbered 0 to n − 1. What a
 /// broker says is tenant-controlled, so anything else is refused.
-pub fn checked_partitions(topic: &str, mut ids: Vec<i32>, max: usize) -> Result<Vec<i32>, String> {
+pub fn checked_partitions(topic: &str, mut ids: Vec<i32>, max: usize) -> Result<Vec<i32>, PartitionsRefused> {
+    let refuse = |why: String| Err(PartitionsRefused(why));
     if ids.is_empty() {
-        return Err(format!("topic `{topic}` has no partitions"));
+        return refuse(format!("topic `{topic}` has no partitions"));
     }
     if ids.len() > max {
-        return Err(format!("topic `{topic}` has {} partitions, more than the {max} a pipeline reads", ids.len()));
+        return refuse(format!("topic `{topic}` has {} partitions, more than the {max} a pipeline reads", ids.len()));
     }
     ids.sort_unstable();
     if ids.iter().enumerate().any(|(i, &id)| id != i as i32) {
-        return Err(format!(
-            "the broker reports partitions of topic `{topic}` that are not numbered 0 to {}",
-            ids.len() - 1
-        ));
+        let last = ids.len() - 1;
+        return refuse(format!("the broker reports partitions of topic `{topic}` that are not numbered 0 to {last}"));
     }
     Ok(ids)
 }
@@ -111,13 +115,13 @@ mod tests {
     #[test]
     fn a_broker_cannot_report_any_partitions_it_likes() {
         assert_eq!(checked_partitions("t", vec![2, 0, 1], 3), Ok(vec![0, 1, 2]));
-        assert_eq!(checked_partitions("t", vec![], 3).unwrap_err(), "topic `t` has no partitions");
+        assert_eq!(checked_partitions("t", vec![], 3).unwrap_err().0, "topic `t` has no partitions");
         assert_eq!(
-            checked_partitions("t", (0..4).collect(), 3).unwrap_err(),
+            checked_partitions("t", (0..4).collect(), 3).unwrap_err().0,
             "topic `t` has 4 partitions, more than the 3 a pipeline reads"
         );
         for odd in [vec![0, 2], vec![0, 0], vec![1], vec![0, i32::MAX], vec![-1, 0]] {
-            assert!(checked_partitions("t", odd.clone(), 10).unwrap_err().contains("not numbered 0 to"), "{odd:?}");
+            assert!(checked_partitions("t", odd.clone(), 10).unwrap_err().0.contains("not numbered 0 to"), "{odd:?}");
         }
     }
 }

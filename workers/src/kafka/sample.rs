@@ -61,8 +61,7 @@ fn sample_blocking(
         return Err(SampleError::NoSuchTopic(topic.into()));
     }
     let ids = t.partitions().iter().map(|p| p.id()).collect();
-    let partitions =
-        super::checked_partitions(topic, ids, super::MAX_TOPIC_PARTITIONS).map_err(|e| kafka(anyhow::anyhow!(e)))?;
+    let partitions = super::checked_partitions(topic, ids, super::MAX_TOPIC_PARTITIONS).map_err(|e| kafka(e.into()))?;
     let per_partition = limit.div_ceil(partitions.len()).max(1) as i64;
 
     let mut tpl = TopicPartitionList::new();

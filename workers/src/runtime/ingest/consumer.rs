@@ -78,7 +78,7 @@ pub async fn partitions_of(consumer: &Arc<KafkaConsumer>, topic: &str, max: usiz
         anyhow::bail!("{err:?}");
     }
     let ids: Vec<i32> = t.partitions().iter().map(|p| p.id()).collect();
-    crate::kafka::checked_partitions(topic, ids, max).map_err(anyhow::Error::msg)
+    Ok(crate::kafka::checked_partitions(topic, ids, max)?)
 }
 
 /// Assigns the slice's partitions at their stored next offsets; a partition

@@ -153,8 +153,14 @@ pub async fn run(
                 change = health.on_tick(consumer.context().take_report(), Instant::now());
                 if !health.is_failing() && last_partition_check.elapsed() >= PARTITION_CHECK {
                     last_partition_check = Instant::now();
-                    // A failed look is no news: the consumer reports broker trouble itself.
-                    if let Ok(now) = consumer::partitions_of(&consumer, &spec.topic, config.max_topic_partitions).await {
+                    // A failed look is no news: the consumer reports broker trouble
+                    // itself. A topic grown past what a pipeline reads fails the
+                    // slice, which says so as it starts again.
+                    let looked = consumer::partitions_of(&consumer, &spec.topic, config.max_topic_partitions).await;
+                    if looked.as_ref().is_err_and(|e| e.is::<crate::kafka::PartitionsRefused>()) {
+                        return Err(looked.unwrap_err());
+                    }
+                    if let Ok(now) = looked {
                         if now.len() > topic_partitions.len() {
                             tracing::info!(pipeline = %spec.id, partitions = now.len(), "the topic has new partitions");
                             slices::report_partition_count(&pool, spec.id, now.len() as i32).await?;
