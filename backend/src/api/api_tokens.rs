@@ -50,12 +50,6 @@ pub async fn create(
     ApiJson(req): ApiJson<CreateApiTokenRequest>,
 ) -> ApiResult<(StatusCode, Json<CreatedApiToken>)> {
     ctx.require(Role::Admin)?;
-    if req.role > ctx.role {
-        return Err(ApiError::Forbidden(format!(
-            "a token cannot have more rights than its creator ({})",
-            ctx.role.as_str()
-        )));
-    }
     let (secret, hash) = new_secret(API_TOKEN_PREFIX);
     let mut tx = db::begin_tenant(&state.pool, ctx.tenant_id).await?;
     // The creator's membership, locked: removing or demoting them waits for
@@ -64,12 +58,13 @@ pub async fn create(
     let Some(member) = db::users::member(&mut tx, ctx.tenant_id, creator).await? else {
         return Err(ApiError::Forbidden("the token's creator is no longer a member".into()));
     };
-    // The role as it is now, under the lock (a demotion may have just landed).
-    let creator_role = db::users::parse_role(&member.role)?;
-    if req.role > creator_role {
+    // At most the caller's role (a token's, when a token calls) and the
+    // creator's as it is now, under the lock (a demotion may have just landed).
+    let allowed = ctx.role.min(db::users::parse_role(&member.role)?);
+    if req.role > allowed {
         return Err(ApiError::Forbidden(format!(
             "a token cannot have more rights than its creator ({})",
-            creator_role.as_str()
+            allowed.as_str()
         )));
     }
     let row = db::tokens::insert_api_token(

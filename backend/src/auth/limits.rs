@@ -83,7 +83,9 @@ struct Keyed<K: std::hash::Hash + Eq + Clone> {
 
 impl<K: std::hash::Hash + Eq + Clone> Keyed<K> {
     fn new(burst: u32, period: Duration, count: u32) -> Keyed<K> {
-        let limiter = (burst > 0 && count > 0).then(|| RateLimiter::keyed(quota(burst, period, count)));
+        let limiter = NonZeroU32::new(burst)
+            .zip(NonZeroU32::new(count))
+            .map(|(burst, count)| RateLimiter::keyed(quota(burst, period, count)));
         Keyed { limiter, full: AtomicBool::new(false) }
     }
 
@@ -117,13 +119,10 @@ impl<K: std::hash::Hash + Eq + Clone> Keyed<K> {
     }
 }
 
-/// A burst of `burst` that refills at `count` per `period`.
-fn quota(burst: u32, period: Duration, count: u32) -> Quota {
-    let one = NonZeroU32::MIN;
-    let every = period / count.max(1);
-    Quota::with_period(every.max(Duration::from_millis(1)))
-        .expect("a positive period")
-        .allow_burst(NonZeroU32::new(burst).unwrap_or(one))
+/// A burst of `burst` that refills at `count` per `period` (both positive).
+fn quota(burst: NonZeroU32, period: Duration, count: NonZeroU32) -> Quota {
+    let every = period / count.get();
+    Quota::with_period(every.max(Duration::from_millis(1))).expect("a positive period").allow_burst(burst)
 }
 
 /// IPv6 clients are limited by /64, the block one host usually holds.
