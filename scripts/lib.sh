@@ -605,7 +605,7 @@ stop_demo() {
     _ICEHOUSE_DEMO_PIDS=()
 }
 
-# --- Python Iceberg readers (PyIceberg, DuckDB) used by the tests -------------------
+# --- Python Iceberg readers (PyIceberg, DuckDB) and servers used by the tests -------
 
 # Pinned: DuckDB's pip-packaged extensions only load into the DuckDB version they
 # were built for, and PyIceberg's pyarrow extra has no upper bound.
@@ -623,13 +623,15 @@ ICEHOUSE_PYTHON_READERS=(
     # (e2e/tests/e2e/schemathesis.rs); pinned so its checks and generated data
     # do not change under the tests.
     "schemathesis==4.32.5"
+    # A real SMTP server on loopback for the mail tests (invitations, sign-up, reset).
+    "aiosmtpd==1.4.6"
 )
 
 _python_readers_installed() {
     local venv=$1
     [[ -x $venv/bin/python && -f $venv/.icehouse-readers ]] || return 1
     [[ "$(<"$venv/.icehouse-readers")" == "${ICEHOUSE_PYTHON_READERS[*]}" ]] || return 1
-    "$venv/bin/python" -c 'import pyiceberg.catalog.sql, duckdb, psycopg2, duckdb_extension_iceberg, duckdb_extension_avro, moto.server, boto3, schemathesis' \
+    "$venv/bin/python" -c 'import pyiceberg.catalog.sql, duckdb, psycopg2, duckdb_extension_iceberg, duckdb_extension_avro, moto.server, boto3, schemathesis, aiosmtpd' \
         >/dev/null 2>&1 && [[ -x $venv/bin/moto_server && -x $venv/bin/schemathesis ]]
 }
 

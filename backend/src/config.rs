@@ -30,6 +30,50 @@ pub struct Config {
     pub query: QueryConfig,
     pub destinations: DestinationsConfig,
     pub audit: AuditConfig,
+    pub mail: MailConfig,
+}
+
+/// Outgoing e-mail (invitations, sign-up confirmations, password resets)
+/// through an SMTP server the operator runs. Without `smtp_host` no mail is
+/// sent: invitation links are only shown to the admin who made them, and
+/// verified sign-up and password reset answer 503.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default)]
+pub struct MailConfig {
+    pub smtp_host: Option<String>,
+    pub smtp_port: u16,
+    /// `starttls` (the default: upgrade, and refuse a server that cannot),
+    /// `tls` (TLS from the first byte, port 465) or `none` (plain text, for
+    /// a relay on loopback).
+    pub tls: MailTls,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    /// The sender, `Name <address>`.
+    pub from: String,
+    /// Bound on one delivery (connect, hand-over, reply).
+    pub timeout_secs: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MailTls {
+    Starttls,
+    Tls,
+    None,
+}
+
+impl Default for MailConfig {
+    fn default() -> Self {
+        Self {
+            smtp_host: None,
+            smtp_port: 587,
+            tls: MailTls::Starttls,
+            username: None,
+            password: None,
+            from: "Icehouse <icehouse@localhost>".into(),
+            timeout_secs: 10,
+        }
+    }
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -91,6 +135,9 @@ pub struct HttpConfig {
     /// Upper bound on the handling time of one request.
     pub request_timeout_secs: u64,
     pub max_body_bytes: usize,
+    /// The address users reach the server at, for links in e-mails
+    /// (`https://icehouse.example.com`). Unset: `http://` and the bound address.
+    pub public_url: Option<String>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -105,9 +152,43 @@ pub struct AuthConfig {
     /// Days an API token lives when its request does not say (every token expires).
     pub api_token_ttl_days: u32,
     pub limits: AuthLimitsConfig,
+    /// Who may create a tenant. Unset: `serve` verifies the address first,
+    /// `dev` lets anyone in at once.
+    pub signup: Option<SignupMode>,
+    /// How long an invitation link works.
+    pub invitation_ttl_hours: u32,
+    /// How long a password-reset link works.
+    pub password_reset_ttl_minutes: u32,
+    /// How long a sign-up confirmation link works.
+    pub signup_ttl_hours: u32,
 }
 
-/// How many log-in, sign-up and refresh attempts are let through: per
+/// How `POST /api/v1/auth/signup` treats a new tenant's owner.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SignupMode {
+    /// The tenant and account exist at once and the answer is a session.
+    /// It says when an address already has an account: for one person's
+    /// machine, or a server whose users are known.
+    Open,
+    /// The answer is always "check your e-mail"; the tenant is made when the
+    /// e-mailed link is opened, and an address that has an account gets a
+    /// note instead. Nobody learns which addresses have accounts.
+    Verified,
+}
+
+impl AuthConfig {
+    /// `icehouse dev`: sign-up without e-mail.
+    pub fn for_dev(&mut self) {
+        self.signup.get_or_insert(SignupMode::Open);
+    }
+
+    pub fn signup_mode(&self) -> SignupMode {
+        self.signup.unwrap_or(SignupMode::Verified)
+    }
+}
+
+/// How many log-in, sign-up, refresh, reset and invitation-accept attempts are let through: per
 /// client address (IPv6 by /64) and per account, each a burst that refills
 /// at a steady rate. Past them the answer is 429 with `Retry-After`.
 #[derive(Clone, Debug, Deserialize)]
@@ -117,11 +198,21 @@ pub struct AuthLimitsConfig {
     pub per_address_per_minute: u32,
     pub per_account_burst: u32,
     pub per_account_per_hour: u32,
+    /// Sign-up and reset mails to one address.
+    pub mail_per_recipient_burst: u32,
+    pub mail_per_recipient_per_hour: u32,
 }
 
 impl Default for AuthLimitsConfig {
     fn default() -> Self {
-        Self { per_address_burst: 20, per_address_per_minute: 20, per_account_burst: 50, per_account_per_hour: 100 }
+        Self {
+            per_address_burst: 20,
+            per_address_per_minute: 20,
+            per_account_burst: 50,
+            per_account_per_hour: 100,
+            mail_per_recipient_burst: 5,
+            mail_per_recipient_per_hour: 10,
+        }
     }
 }
 
@@ -134,7 +225,12 @@ pub struct KafkaConfig {
 
 impl Default for HttpConfig {
     fn default() -> Self {
-        Self { bind: SocketAddr::from(([127, 0, 0, 1], 8080)), request_timeout_secs: 30, max_body_bytes: 1024 * 1024 }
+        Self {
+            bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            request_timeout_secs: 30,
+            max_body_bytes: 1024 * 1024,
+            public_url: None,
+        }
     }
 }
 
@@ -147,6 +243,10 @@ impl Default for AuthConfig {
             session_max_age_secs: 90 * 24 * 3600,
             api_token_ttl_days: 90,
             limits: AuthLimitsConfig::default(),
+            signup: None,
+            invitation_ttl_hours: 7 * 24,
+            password_reset_ttl_minutes: 60,
+            signup_ttl_hours: 24,
         }
     }
 }

@@ -179,6 +179,9 @@ impl From<sqlx::Error> for ApiError {
                 Some("tenants_name_key") => return conflict("tenant_name", "a tenant with this name already exists"),
                 Some("users_email_key") => return conflict("email", "an account with this email already exists"),
                 Some("memberships_pkey") => return conflict("email", "this user is already a member"),
+                Some("invitations_open_key") => {
+                    return conflict("email", "an invitation to this address was made at the same moment")
+                }
                 Some("api_tokens_tenant_name_key") => {
                     return conflict("name", "an API token with this name already exists")
                 }

@@ -10,6 +10,7 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub mod extract;
+pub mod mail;
 pub mod query;
 pub mod scheduler;
 pub mod state;

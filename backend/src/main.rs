@@ -74,12 +74,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             config.worker.in_process = true;
             config.destinations.for_dev();
             config.ui.for_dev();
+            config.auth.for_dev();
+            if config.auth.signup_mode() == icehouse_backend::config::SignupMode::Open {
+                tracing::info!(
+                    "dev: sign-up is open (no e-mail confirmation; it tells whether an address has an account)"
+                );
+            }
             serve(config).await
         }
     }
 }
 
-async fn serve(config: Config) -> anyhow::Result<()> {
+async fn serve(mut config: Config) -> anyhow::Result<()> {
     config.jwt_secret()?;
     let master_key = config.master_key()?;
     let pool = icehouse_backend::connect(&config.database.url, config.database.max_connections).await?;
@@ -87,6 +93,13 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {}", config.http.bind))?;
     let addr = listener.local_addr()?;
+    config.http.public_url.get_or_insert_with(|| format!("http://{addr}"));
+    if config.mail.smtp_host.is_none() {
+        tracing::warn!(
+            "no mail.smtp_host: invitation links are only shown to the admin who makes them, \
+             and password reset (and verified sign-up) are unavailable"
+        );
+    }
     let (stop, stop_rx) = tokio::sync::watch::channel(false);
 
     let dead_after = std::time::Duration::from_secs(config.worker.lease_ttl_secs * 3);

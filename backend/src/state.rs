@@ -8,6 +8,7 @@ use crate::auth::limits::AuthLimits;
 use crate::auth::tokens::JwtKeys;
 use crate::config::Config;
 use crate::crypto::SecretBox;
+use crate::mail::Mailer;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -16,12 +17,15 @@ pub struct AppState {
     pub jwt: Arc<JwtKeys>,
     pub secrets: SecretBox,
     pub auth_limits: Arc<AuthLimits>,
+    pub mailer: Arc<Mailer>,
 }
 
 impl AppState {
     pub fn new(pool: PgPool, config: Config) -> anyhow::Result<Self> {
         let (jwt_secret, master_key) = config.keys()?;
+        let public_url = config.http.public_url.clone().unwrap_or_else(|| format!("http://{}", config.http.bind));
         Ok(Self {
+            mailer: Arc::new(Mailer::new(&config.mail, &public_url)?),
             pool,
             jwt: Arc::new(JwtKeys::new(&jwt_secret, config.auth.access_token_ttl_secs)),
             secrets: SecretBox::new(&master_key),

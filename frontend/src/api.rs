@@ -13,7 +13,7 @@ use std::cell::RefCell;
 
 use futures::future::{FutureExt, LocalBoxFuture, Shared};
 use gloo_net::http::{Method, RequestBuilder};
-use icehouse_api::auth::{RefreshRequest, TokenResponse};
+use icehouse_api::auth::{CheckYourEmail, RefreshRequest, SignupRequest, TokenResponse};
 use icehouse_api::{FieldError, Problem};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -292,15 +292,55 @@ pub async fn delete(path: &str) -> Result<(), ApiError> {
     call(Method::DELETE, path, None).await.map(|_| ())
 }
 
-/// Sign-up and log-in: unauthenticated calls that start a session.
-pub async fn start_session<B: Serialize>(path: &str, body: &B) -> Result<TokenResponse, ApiError> {
+/// An unauthenticated POST: the status (2xx) and the body. A 401 here is an
+/// answer to show (a wrong password), not a session that ended, so it
+/// neither refreshes nor logs out.
+async fn public_post<B: Serialize>(path: &str, body: &B) -> Result<(u16, String), ApiError> {
     let (status, text) = fetch(Method::POST, path, Some(to_json(body)), None).await?;
     if !(200..300).contains(&status) {
         return Err(ApiError::from_response(status, &text));
     }
-    let tokens: TokenResponse = parse(&text)?;
+    Ok((status, text))
+}
+
+/// An unauthenticated call that starts nothing (asking for a password-reset
+/// link, setting the new password).
+pub async fn post_public<B: Serialize, T: DeserializeOwned>(path: &str, body: &B) -> Result<T, ApiError> {
+    parse(&public_post(path, body).await?.1)
+}
+
+/// Log-in, a confirmed sign-up, an invitation accepted with a password:
+/// unauthenticated calls that start a session.
+pub async fn start_session<B: Serialize>(path: &str, body: &B) -> Result<TokenResponse, ApiError> {
+    let tokens: TokenResponse = post_public(path, body).await?;
     save_session(&tokens);
     Ok(tokens)
+}
+
+/// A logged-in call whose answer replaces the session (a password change
+/// ends every other one; an invitation accepted as oneself enters its tenant).
+pub async fn replace_session<B: Serialize>(path: &str, body: &B) -> Result<TokenResponse, ApiError> {
+    let tokens: TokenResponse = post(path, body).await?;
+    save_session(&tokens);
+    Ok(tokens)
+}
+
+/// What a sign-up answered.
+pub enum SignupAnswer {
+    /// Open sign-up: the tenant exists, and its owner's session is stored.
+    Started,
+    /// Verified sign-up: the confirmation link is on its way by e-mail.
+    CheckYourEmail(CheckYourEmail),
+}
+
+pub async fn signup(req: &SignupRequest) -> Result<SignupAnswer, ApiError> {
+    let (status, text) = public_post("/auth/signup", req).await?;
+    if status == 202 {
+        return Ok(SignupAnswer::CheckYourEmail(parse(&text)?));
+    }
+    let tokens: TokenResponse = parse(&text)?;
+    save_session(&tokens);
+    Ok(SignupAnswer::Started)
 }
 
 /// Ends the session on the server (best effort) and here.

@@ -42,6 +42,9 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/") view=Home />
                     <Route path=path!("/login") view=auth::Login />
                     <Route path=path!("/signup") view=auth::Signup />
+                    <Route path=path!("/signup/confirm") view=auth::SignupConfirm />
+                    <Route path=path!("/password-reset") view=auth::PasswordReset />
+                    <Route path=path!("/invitations/accept") view=auth::AcceptInvitation />
                     <Route path=path!("/pipelines") view=|| guarded(pipelines::PipelineList) />
                     <Route path=path!("/pipelines/new") view=|| guarded(wizard::Wizard) />
                     <Route path=path!("/pipelines/:id") view=|| guarded(pipelines::PipelinePage) />

@@ -21,6 +21,24 @@ impl Session {
         expect_context::<Session>()
     }
 
+    /// A session was just stored (log-in, sign-up, an accepted invitation):
+    /// forget who was logged in, since it may be another user or tenant, and
+    /// let the app ask `/me` again. `set` notifies even when `active` was
+    /// already true, so the app's `/me` effect runs for a session that
+    /// replaced another one too.
+    pub fn started(&self) {
+        self.me.set(None);
+        self.active.set(true);
+    }
+
+    /// The logged-in user's e-mail; `None` for an API token (or before `/me`).
+    pub fn user_email(&self) -> Option<String> {
+        self.me.with(|me| match me.as_ref().map(|m| &m.principal) {
+            Some(icehouse_api::auth::Principal::User { email, .. }) => Some(email.clone()),
+            _ => None,
+        })
+    }
+
     pub fn role(&self) -> Option<Role> {
         self.me.with(|me| me.as_ref().map(|m| m.role))
     }

@@ -18,9 +18,20 @@
 //!   `#nav-notifications` (admins+) with `#notif-count` (unread; class `zero`
 //!   when 0), `#nav-settings`, `#whoami`, `#logout`.
 //! - Sign up (`/signup`): `#signup-tenant`, `#signup-email`, `#signup-password`,
-//!   `#signup-submit`, `#signup-error`, `#goto-login`.
+//!   `#signup-submit`, `#signup-error`, `#goto-login`; `#signup-check-email`
+//!   (the server's message, instead of the form) when sign-up is verified by
+//!   e-mail. Its link (`/signup/confirm#token=…`) starts the session at once
+//!   and goes to `/pipelines`, or shows `#confirm-error`.
 //! - Log in (`/login`): `#login-email`, `#login-password`, `#login-submit`,
-//!   `#login-error`, `#goto-signup`.
+//!   `#login-error`, `#goto-signup`, `#goto-password-reset`.
+//! - Password reset (`/password-reset`): `#reset-email`, `#reset-submit`,
+//!   `#reset-error`, then `#reset-sent` (the server's message). Opened from
+//!   the e-mailed link (`#token=…`): `#reset-new-password`, `#reset-confirm`,
+//!   `#reset-error`, then `#reset-done` with `#goto-login`.
+//! - Accept an invitation (`/invitations/accept#token=…`): `#accept-as-me`
+//!   (only with a session: "Join as <email>"), `#accept-form` with
+//!   `#accept-password`, `#accept-submit`, `#accept-error` (also alone, for a
+//!   link without a token). Success goes to `/pipelines` in the invited tenant.
 //! - Wizard (`/pipelines/new`): steps `#wizard-step-1`…`#wizard-step-4` (the
 //!   current one has class `current`), `#wizard-step-title`, `#wizard-error`
 //!   (banner after a failed create), `#wizard-back`, `#wizard-next`;
@@ -79,13 +90,21 @@
 //! - Settings (`/settings`): `#members-table` with rows `#member-<user id>`
 //!   (`data-email`; `.member-role` select `#member-role-<user id>` and
 //!   `.member-remove` button `#member-remove-<user id>` for admins+; removing
-//!   asks "Really remove?" on the first click), `#member-error`,
-//!   `#member-email`, `#member-role`, `#member-password`, `#member-add`,
-//!   `#member-add-error`; tokens (admins+): `#token-name`, `#token-role`,
-//!   `#token-expires`, `#token-create`, `#token-error`, `#token-secret`
-//!   (input, shown once), `#token-secret-done`, `#tokens-table` with rows
+//!   asks "Really remove?" on the first click), `#member-error`; inviting
+//!   (admins+): `#invite-form` with `#invite-email`, `#invite-role`,
+//!   `#invite-submit`, `#invite-error`, then `#invite-result` (the link,
+//!   shown once, in the input `#invite-link`; `#invite-done`),
+//!   `#invitations-table` with rows `#invitation-row-<id>` (`data-email`;
+//!   `.invitation-revoke` button `#invitation-revoke-<id>`, two clicks),
+//!   `#invitations-empty`, `#invitation-row-error`; tokens (admins+):
+//!   `#token-name`, `#token-role`, `#token-expires`, `#token-create`,
+//!   `#token-error`, `#token-secret` (input, shown once),
+//!   `#token-secret-done`, `#tokens-table` with rows
 //!   `#token-row-<id>` (`data-name`; `.token-revoke` button
-//!   `#token-revoke-<id>`, two clicks), `#tokens-empty`, `#token-row-error`.
+//!   `#token-revoke-<id>`, two clicks), `#tokens-empty`, `#token-row-error`;
+//!   the user's password (user sessions, not API tokens): `#password-form`
+//!   with `#password-current`, `#password-new`, `#password-submit`,
+//!   `#password-error`, then `#password-changed`.
 
 pub mod logic;
 

@@ -4,6 +4,7 @@
 
 use chrono::{DateTime, Utc};
 use icehouse_api::connections::ConnectionFailureKind;
+use icehouse_api::invitations::MailDelivery;
 use icehouse_api::pipelines::{IcebergType, PartitionTransform};
 use icehouse_api::status::PipelineStatus;
 use icehouse_api::FieldError;
@@ -295,6 +296,53 @@ pub fn misfit_note(misfits: u32, sampled: usize, column_type: &str, example: Opt
     ))
 }
 
+/// What the admin who just invited `email` has to do with the link.
+pub fn invitation_mail_note(mail: MailDelivery, email: &str) -> String {
+    match mail {
+        MailDelivery::Sent => format!("An e-mail with this link is on its way to {email}."),
+        MailDelivery::NotConfigured | MailDelivery::Failed => {
+            "This server did not send an e-mail; pass the link on yourself.".to_string()
+        }
+        MailDelivery::Throttled => {
+            format!("This server did not send an e-mail: {email} got too many lately. Pass the link on yourself.")
+        }
+    }
+}
+
+/// The value of `name` in a URL fragment of `key=value` pairs
+/// (`#token=…`), percent-decoded. E-mailed links carry their secret there
+/// because a fragment never reaches a server, its logs or a `Referer`.
+pub fn fragment_param(hash: &str, name: &str) -> Option<String> {
+    hash.strip_prefix('#')
+        .unwrap_or(hash)
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .find(|(key, _)| *key == name)
+        .and_then(|(_, value)| percent_decode(value))
+        .filter(|value| !value.is_empty())
+}
+
+/// `%XX` escapes decoded; `None` when they do not make UTF-8.
+fn percent_decode(text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |at: usize| bytes.get(at).and_then(|b| (*b as char).to_digit(16));
+        match (bytes[i], hex(i + 1), hex(i + 2)) {
+            (b'%', Some(high), Some(low)) => {
+                out.push((high * 16 + low) as u8);
+                i += 3;
+            }
+            (b, _, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -433,6 +481,38 @@ mod tests {
         assert_eq!(
             misfit_note(4, 99, "timestamptz", None).unwrap(),
             "4 of 99 samples don't fit timestamptz; they will go to the dead-letter table."
+        );
+    }
+
+    #[test]
+    fn tokens_from_link_fragments() {
+        assert_eq!(fragment_param("#token=abc_DEF-123", "token").as_deref(), Some("abc_DEF-123"));
+        assert_eq!(fragment_param("token=abc", "token").as_deref(), Some("abc"));
+        assert_eq!(fragment_param("#x=1&token=a%2Bb%3D", "token").as_deref(), Some("a+b="));
+        assert_eq!(fragment_param("#token=a=b", "token").as_deref(), Some("a=b"));
+        assert_eq!(fragment_param("#token=50%", "token").as_deref(), Some("50%"));
+        assert_eq!(fragment_param("#token=%+1", "token").as_deref(), Some("%+1"));
+        assert_eq!(fragment_param("#token=%ff", "token"), None);
+        assert_eq!(fragment_param("#token=", "token"), None);
+        assert_eq!(fragment_param("#tokens=abc", "token"), None);
+        assert_eq!(fragment_param("", "token"), None);
+    }
+
+    #[test]
+    fn invitation_notes_say_who_sends_the_link() {
+        assert_eq!(
+            invitation_mail_note(MailDelivery::Sent, "vic@coffee.test"),
+            "An e-mail with this link is on its way to vic@coffee.test."
+        );
+        for mail in [MailDelivery::NotConfigured, MailDelivery::Failed] {
+            assert_eq!(
+                invitation_mail_note(mail, "vic@coffee.test"),
+                "This server did not send an e-mail; pass the link on yourself."
+            );
+        }
+        assert_eq!(
+            invitation_mail_note(MailDelivery::Throttled, "vic@coffee.test"),
+            "This server did not send an e-mail: vic@coffee.test got too many lately. Pass the link on yourself."
         );
     }
 }

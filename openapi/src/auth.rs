@@ -59,8 +59,84 @@ pub struct RefreshRequest {
 impl Validate for RefreshRequest {
     fn validate(&self) -> Result<(), Vec<FieldError>> {
         let mut v = Validator::new();
-        v.check(!self.refresh_token.is_empty(), "refresh_token", "must not be empty");
-        v.check(self.refresh_token.len() <= 512, "refresh_token", "is too long");
+        v.token("refresh_token", &self.refresh_token);
+        v.finish()
+    }
+}
+
+/// The answer to a request whose next step arrives by e-mail (a verified
+/// sign-up, a password reset). It is the same whether or not the address
+/// has an account, so it tells nobody which addresses do.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct CheckYourEmail {
+    pub message: String,
+}
+
+/// Finishes a verified sign-up with the token from its e-mail.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConfirmSignupRequest {
+    pub token: String,
+}
+
+impl Validate for ConfirmSignupRequest {
+    fn validate(&self) -> Result<(), Vec<FieldError>> {
+        let mut v = Validator::new();
+        v.token("token", &self.token);
+        v.finish()
+    }
+}
+
+/// Changes the caller's own password; every session of the account ends
+/// (the answer is a new one for the caller).
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChangePasswordRequest {
+    pub current_password: String,
+    /// At least 12 characters.
+    pub new_password: String,
+}
+
+impl Validate for ChangePasswordRequest {
+    fn validate(&self) -> Result<(), Vec<FieldError>> {
+        let mut v = Validator::new();
+        v.check(!self.current_password.is_empty(), "current_password", "must not be empty");
+        v.check(self.current_password.len() <= 1024, "current_password", "is too long");
+        v.password("new_password", &self.new_password);
+        v.finish()
+    }
+}
+
+/// Asks for a password-reset link for an address.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordResetRequest {
+    pub email: String,
+}
+
+impl Validate for PasswordResetRequest {
+    fn validate(&self) -> Result<(), Vec<FieldError>> {
+        let mut v = Validator::new();
+        v.email("email", &self.email);
+        v.finish()
+    }
+}
+
+/// Sets a new password with the token from a reset e-mail; every session of
+/// the account ends.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConfirmPasswordResetRequest {
+    pub token: String,
+    /// At least 12 characters.
+    pub new_password: String,
+}
+
+impl Validate for ConfirmPasswordResetRequest {
+    fn validate(&self) -> Result<(), Vec<FieldError>> {
+        let mut v = Validator::new();
+        v.token("token", &self.token);
+        v.password("new_password", &self.new_password);
         v.finish()
     }
 }

@@ -63,6 +63,8 @@ typed_id!(
     PipelineId,
     /// An audit log entry.
     AuditEntryId,
+    /// An invitation to join a tenant.
+    InvitationId,
 );
 
 /// The text was not a UUID.

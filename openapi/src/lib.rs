@@ -10,6 +10,7 @@ pub mod auth;
 pub mod connections;
 pub mod destinations;
 pub mod ids;
+pub mod invitations;
 pub mod notifications;
 pub mod pagination;
 pub mod pipelines;

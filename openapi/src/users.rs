@@ -15,29 +15,6 @@ pub struct Member {
     pub created_at: chrono::DateTime<chrono::Utc>,
 }
 
-/// Adds a user to the tenant. An existing account (by email) is added as it
-/// is; otherwise an account is created with the given initial password.
-#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct AddMemberRequest {
-    pub email: String,
-    pub role: Role,
-    /// Required when no account exists for the email; at least 12 characters.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub password: Option<String>,
-}
-
-impl Validate for AddMemberRequest {
-    fn validate(&self) -> Result<(), Vec<FieldError>> {
-        let mut v = Validator::new();
-        v.email("email", &self.email);
-        if let Some(password) = &self.password {
-            v.password("password", password);
-        }
-        v.finish()
-    }
-}
-
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateMemberRequest {

@@ -76,6 +76,15 @@ impl Validator {
         }
     }
 
+    /// A single-use secret we handed out (a link's token).
+    pub fn token(&mut self, field: &str, value: &str) {
+        if value.is_empty() {
+            self.error(field, "must not be empty");
+        } else if value.len() > 512 {
+            self.error(field, "is too long");
+        }
+    }
+
     /// A secret we store (Kafka or S3 credentials): non-empty and bounded.
     pub fn secret(&mut self, field: &str, value: &str) {
         if value.is_empty() {

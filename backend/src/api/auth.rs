@@ -1,13 +1,12 @@
-//! Sign-up, log-in, token refresh, log-out, and who-am-I.
+//! Log-in, token refresh, log-out, and who-am-I; the sessions they start.
 
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::Json;
-use icehouse_api::auth::{LoginRequest, Me, Principal, RefreshRequest, SignupRequest, TokenResponse, User};
+use icehouse_api::auth::{LoginRequest, Me, Principal, RefreshRequest, TokenResponse, User};
 use icehouse_api::{Problem, Role, TenantId, UserId};
 use uuid::Uuid;
 
-use crate::auth::context::request_id;
 use crate::auth::tokens::{hash_secret, new_secret};
 use crate::auth::{password, Actor, RequestContext};
 use crate::db::{self, users::TenantRow, Tx};
@@ -16,39 +15,6 @@ use crate::extract::{ApiJson, ClientAddr};
 use crate::state::AppState;
 
 const REFRESH_PREFIX: &str = "ihr_";
-
-/// Creates a tenant with the caller as its owner, and logs in.
-#[utoipa::path(
-    post, path = "/api/v1/auth/signup", tag = "auth",
-    request_body = SignupRequest,
-    responses(
-        (status = 201, body = TokenResponse),
-        (status = 409, description = "Tenant name or email taken", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Too many attempts from this address or on this account; `Retry-After` says when to try again", body = Problem, content_type = "application/problem+json")
-    )
-)]
-pub async fn signup(
-    State(state): State<AppState>,
-    ClientAddr(client): ClientAddr,
-    headers: HeaderMap,
-    ApiJson(req): ApiJson<SignupRequest>,
-) -> ApiResult<(StatusCode, Json<TokenResponse>)> {
-    state.auth_limits.check(client, Some(&req.email))?;
-    let hash = password::hash(req.password.clone()).await?;
-    let mut tx = db::begin_system(&state.pool).await?;
-    let tenant = db::users::insert_tenant(&mut tx, &req.tenant_name).await?;
-    let user = db::users::insert_user(&mut tx, &req.email, &hash).await?;
-    let tenant_id = TenantId::from_uuid(tenant.id);
-    let user_id = UserId::from_uuid(user.id);
-    db::users::insert_membership(&mut tx, tenant_id, user_id, Role::Owner).await?;
-    let ctx =
-        RequestContext { request_id: request_id(&headers), actor: Actor::User(user_id), tenant_id, role: Role::Owner };
-    let api_user = User::from(&user);
-    db::audit::record(&mut tx, &ctx, "tenant.create", "tenant", tenant.id, None::<&()>, Some(&api_user)).await?;
-    let response = session(&state, &mut tx, tenant, api_user, Role::Owner, (Uuid::now_v7(), None)).await?;
-    tx.commit().await?;
-    Ok((StatusCode::CREATED, Json(response)))
-}
 
 /// Logs in with email and password.
 #[utoipa::path(
@@ -188,7 +154,7 @@ pub async fn me(State(state): State<AppState>, ctx: RequestContext) -> ApiResult
 
 /// A fresh access token and a refresh token in `family`: (its id, when the
 /// session began, `None` for a new one).
-async fn session(
+pub(super) async fn session(
     state: &AppState,
     tx: &mut Tx,
     tenant: TenantRow,

@@ -9,9 +9,12 @@ mod connections;
 mod dead_letters;
 mod destinations;
 mod health;
+mod invitations;
 mod notifications;
+mod passwords;
 mod pipelines;
 mod query;
+mod signup;
 mod spec;
 pub(crate) mod tables;
 mod users;
@@ -37,7 +40,7 @@ use crate::state::AppState;
     modifiers(&BearerAuth),
     tags(
         (name = "auth", description = "Sign-up, log-in and sessions"),
-        (name = "users", description = "Members of the tenant and their roles"),
+        (name = "users", description = "Members of the tenant, their roles, and invitations"),
         (name = "api-tokens", description = "Long-lived tokens for integrators"),
         (name = "connections", description = "Kafka clusters"),
         (name = "destinations", description = "Iceberg warehouses"),
@@ -83,14 +86,22 @@ fn routes(state: Option<&AppState>) -> OpenApiRouter<AppState> {
     let public = OpenApiRouter::new()
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz))
-        .routes(routes!(auth::signup))
+        .routes(routes!(signup::signup))
+        .routes(routes!(signup::confirm))
         .routes(routes!(auth::login))
         .routes(routes!(auth::refresh))
-        .routes(routes!(auth::logout));
+        .routes(routes!(auth::logout))
+        .routes(routes!(passwords::request_reset))
+        .routes(routes!(passwords::confirm_reset))
+        // Public: a bearer token, when sent, says which account joins.
+        .routes(routes!(invitations::accept));
 
     let mut protected = OpenApiRouter::new()
         .routes(routes!(auth::me))
-        .routes(routes!(users::list, users::add))
+        .routes(routes!(passwords::change))
+        .routes(routes!(users::list))
+        .routes(routes!(invitations::list, invitations::create))
+        .routes(routes!(invitations::withdraw))
         .routes(routes!(users::update, users::remove))
         .routes(routes!(api_tokens::list, api_tokens::create))
         .routes(routes!(api_tokens::delete))

@@ -1,14 +1,19 @@
-//! Members of the tenant. Admins manage members; only owners grant or take
-//! away ownership, and the last owner can be neither demoted nor removed.
+//! Members of the tenant. Admins manage members (who join by invitation,
+//! `api/invitations.rs`); only owners grant or take away ownership, and the
+//! last owner can be neither demoted nor removed. What a member made with
+//! their rights follows them out and down: their API tokens are revoked or
+//! capped, their open invitations beyond their new role withdrawn.
 
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
+use icehouse_api::invitations::Invitation;
 use icehouse_api::pagination::{ListParams, Page};
-use icehouse_api::users::{AddMemberRequest, ApiToken, Member, UpdateMemberRequest};
+use icehouse_api::users::{ApiToken, Member, UpdateMemberRequest};
 use icehouse_api::{Problem, Role, UserId};
 
-use crate::auth::{password, RequestContext};
+use crate::auth::RequestContext;
+use crate::db::Tx;
 use crate::db::{self, PageRequest};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
@@ -32,49 +37,6 @@ pub async fn list(
     let (rows, next_cursor) = page.finish(rows, |r| r.user_id);
     let items = rows.into_iter().map(Member::try_from).collect::<anyhow::Result<_>>()?;
     Ok(Json(Page { items, next_cursor }))
-}
-
-/// Adds a user by email: an existing account joins as it is; a new one is
-/// created with the given initial password.
-#[utoipa::path(
-    post, path = "/api/v1/users", tag = "users", security(("bearer" = [])),
-    request_body = AddMemberRequest,
-    responses(
-        (status = 201, body = Member),
-        (status = 403, description = "Needs the admin role, and owner to add an owner", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Already a member", body = Problem, content_type = "application/problem+json")
-    )
-)]
-pub async fn add(
-    State(state): State<AppState>,
-    ctx: RequestContext,
-    ApiJson(req): ApiJson<AddMemberRequest>,
-) -> ApiResult<(StatusCode, Json<Member>)> {
-    ctx.require(Role::Admin)?;
-    if req.role == Role::Owner {
-        ctx.require(Role::Owner)?;
-    }
-    // Looking up an account by email crosses tenants: users are global.
-    let mut tx = db::begin_system(&state.pool).await?;
-    let existing = db::users::user_by_email(&mut tx, &req.email).await?;
-    // No connection is held while a new password is hashed.
-    tx.commit().await?;
-    let new_hash = match (&existing, req.password.clone()) {
-        (Some(_), _) => None,
-        (None, Some(password)) => Some(password::hash(password).await?),
-        (None, None) => return Err(ApiError::field("password", "is required to create a new account")),
-    };
-    let mut tx = db::begin_system(&state.pool).await?;
-    let user = match (existing, new_hash) {
-        (Some(user), _) => user,
-        // A concurrent add of the same address loses on the unique email (409).
-        (None, hash) => db::users::insert_user(&mut tx, &req.email, &hash.expect("hashed above")).await?,
-    };
-    let member: Member =
-        db::users::insert_membership(&mut tx, ctx.tenant_id, UserId::from_uuid(user.id), req.role).await?.try_into()?;
-    db::audit::record(&mut tx, &ctx, "member.add", "member", member.user_id, None::<&()>, Some(&member)).await?;
-    tx.commit().await?;
-    Ok((StatusCode::CREATED, Json(member)))
 }
 
 #[utoipa::path(
@@ -115,6 +77,7 @@ pub async fn update(
         let token = ApiToken::try_from(row)?;
         db::audit::record(&mut tx, &ctx, "api_token.cap", "api_token", token.id, None::<&()>, Some(&token)).await?;
     }
+    withdraw_invitations(&mut tx, &ctx, user_id, Some(req.role)).await?;
     let after = Member { role: req.role, ..before.clone() };
     db::audit::record(&mut tx, &ctx, "member.update", "member", user_id, Some(&before), Some(&after)).await?;
     tx.commit().await?;
@@ -150,7 +113,19 @@ pub async fn remove(
         let token = ApiToken::try_from(row)?;
         db::audit::record(&mut tx, &ctx, "api_token.revoke", "api_token", token.id, Some(&token), None::<&()>).await?;
     }
+    withdraw_invitations(&mut tx, &ctx, user_id, None).await?;
     db::audit::record(&mut tx, &ctx, "member.remove", "member", user_id, Some(&before), None::<&()>).await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Withdraws the open invitations `user` made beyond what `role` (`None`:
+/// gone) may invite, each with an audit entry.
+async fn withdraw_invitations(tx: &mut Tx, ctx: &RequestContext, user: UserId, role: Option<Role>) -> ApiResult<()> {
+    for row in db::invitations::withdraw_beyond(tx, ctx.tenant_id, user, role).await? {
+        let invitation = Invitation::try_from(row)?;
+        db::audit::record(tx, ctx, "invitation.withdraw", "invitation", invitation.id, Some(&invitation), None::<&()>)
+            .await?;
+    }
+    Ok(())
 }

@@ -74,34 +74,41 @@ pub fn request_id(parts_headers: &axum::http::HeaderMap) -> String {
 }
 
 pub async fn authenticate(State(state): State<AppState>, mut req: Request, next: Next) -> Result<Response, ApiError> {
-    let token = req
-        .headers()
+    let token = bearer(req.headers()).ok_or(ApiError::Unauthorized("missing bearer token"))?.to_string();
+    let ctx = context_for(&state, &token, request_id(req.headers())).await?;
+    tracing::Span::current().record("tenant_id", tracing::field::display(ctx.tenant_id));
+    req.extensions_mut().insert(ctx);
+    Ok(next.run(req).await)
+}
+
+/// The bearer token of a request, if it has one.
+pub fn bearer(headers: &axum::http::HeaderMap) -> Option<&str> {
+    headers
         .get(AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
         .map(str::trim)
-        .ok_or(ApiError::Unauthorized("missing bearer token"))?
-        .to_string();
-    let request_id = request_id(req.headers());
+}
 
-    let ctx = if token.starts_with(API_TOKEN_PREFIX) {
-        let found = db::tokens::api_token_by_hash(&state.pool, &hash_secret(&token)).await?;
+/// Who a bearer token (an API token or a session's access token) speaks for.
+pub async fn context_for(state: &AppState, token: &str, request_id: String) -> Result<RequestContext, ApiError> {
+    if token.starts_with(API_TOKEN_PREFIX) {
+        let found = db::tokens::api_token_by_hash(&state.pool, &hash_secret(token)).await?;
         let t = found.ok_or(ApiError::Unauthorized("invalid or expired token"))?;
-        RequestContext {
+        return Ok(RequestContext {
             request_id,
             actor: Actor::ApiToken { id: ApiTokenId::from_uuid(t.id), created_by: t.created_by.map(UserId::from_uuid) },
             tenant_id: TenantId::from_uuid(t.tenant_id),
             role: Role::parse(&t.role).ok_or_else(|| anyhow::anyhow!("bad role {}", t.role))?,
-        }
-    } else {
-        let claims = state.jwt.verify(&token).ok_or(ApiError::Unauthorized("invalid or expired token"))?;
-        let tenant = TenantId::from_uuid(claims.tid);
-        let role = db::users::membership_role(&state.pool, tenant, UserId::from_uuid(claims.sub))
-            .await?
-            .ok_or(ApiError::Unauthorized("no longer a member of this tenant"))?;
-        RequestContext { request_id, actor: Actor::User(UserId::from_uuid(claims.sub)), tenant_id: tenant, role }
-    };
-    tracing::Span::current().record("tenant_id", tracing::field::display(ctx.tenant_id));
-    req.extensions_mut().insert(ctx);
-    Ok(next.run(req).await)
+        });
+    }
+    let claims = state.jwt.verify(token).ok_or(ApiError::Unauthorized("invalid or expired token"))?;
+    let tenant = TenantId::from_uuid(claims.tid);
+    let (role, password_changed_at) = db::users::membership_role(&state.pool, tenant, UserId::from_uuid(claims.sub))
+        .await?
+        .ok_or(ApiError::Unauthorized("no longer a member of this tenant"))?;
+    if password_changed_at.is_some_and(|at| claims.iat_ms < at.timestamp_millis()) {
+        return Err(ApiError::Unauthorized("the password changed since this session began; log in again"));
+    }
+    Ok(RequestContext { request_id, actor: Actor::User(UserId::from_uuid(claims.sub)), tenant_id: tenant, role })
 }

@@ -13,6 +13,10 @@
 //! account at 429 (about 100 attempts an hour); that is the price of
 //! stopping a guesser who has many addresses. A limit of 0 switches it off.
 //!
+//! Mail sent on a stranger's request (sign-up confirmations, reset links) is
+//! limited per recipient as well, so nobody can bury an inbox; past that
+//! limit the mail is dropped quietly (the answer must stay the same).
+//!
 //! The address is the TCP peer: behind a reverse proxy every client would
 //! share the proxy's address (trusting `X-Forwarded-For` from a configured
 //! proxy is not built yet).
@@ -36,6 +40,7 @@ const MAX_KEYS: usize = 100_000;
 pub struct AuthLimits {
     by_address: Keyed<IpAddr>,
     by_account: Keyed<String>,
+    by_recipient: Keyed<String>,
     attempts: AtomicU64,
     started: Instant,
     /// Milliseconds after `started` of the last tidy.
@@ -48,6 +53,7 @@ impl AuthLimits {
         AuthLimits {
             by_address: Keyed::new(config.per_address_burst, minute, config.per_address_per_minute),
             by_account: Keyed::new(config.per_account_burst, 60 * minute, config.per_account_per_hour),
+            by_recipient: Keyed::new(config.mail_per_recipient_burst, 60 * minute, config.mail_per_recipient_per_hour),
             attempts: AtomicU64::new(0),
             started: Instant::now(),
             tidied_at: AtomicU64::new(0),
@@ -60,18 +66,24 @@ impl AuthLimits {
         let now = self.started.elapsed().as_millis() as u64;
         let due = self.attempts.fetch_add(1, Ordering::Relaxed) % JANITOR_EVERY == JANITOR_EVERY - 1
             // A full limiter refuses everyone: look again every second.
-            || ((self.by_address.is_full() || self.by_account.is_full())
+            || ((self.by_address.is_full() || self.by_account.is_full() || self.by_recipient.is_full())
                 && now.saturating_sub(self.tidied_at.load(Ordering::Relaxed)) >= 1000);
         if due {
             self.tidied_at.store(now, Ordering::Relaxed);
             self.by_address.tidy();
             self.by_account.tidy();
+            self.by_recipient.tidy();
         }
         self.by_address.check(&address_key(address))?;
         if let Some(account) = account {
             self.by_account.check(&account.trim().to_lowercase())?;
         }
         Ok(())
+    }
+
+    /// Whether one more unrequested mail may go to `to` (an e-mail address).
+    pub fn allow_mail(&self, to: &str) -> bool {
+        self.by_recipient.check(&to.trim().to_lowercase()).is_ok()
     }
 }
 
@@ -148,6 +160,8 @@ mod tests {
             per_address_per_minute: 1,
             per_account_burst: 5,
             per_account_per_hour: 1,
+            mail_per_recipient_burst: 2,
+            mail_per_recipient_per_hour: 1,
         });
         let (a, b, c): (IpAddr, IpAddr, IpAddr) =
             ("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap(), "10.0.0.3".parse().unwrap());
@@ -163,6 +177,10 @@ mod tests {
         limits.check(b, Some("ada@acme.test")).unwrap();
         assert!(matches!(limits.check(c, Some("ada@acme.test")), Err(ApiError::TooManyRequests { .. })));
         limits.check(c, Some("bob@acme.test")).unwrap();
+        // Unrequested mail: a burst per recipient, whoever asks.
+        assert!(limits.allow_mail("ada@acme.test") && limits.allow_mail("Ada@acme.test "));
+        assert!(!limits.allow_mail("ada@acme.test"));
+        assert!(limits.allow_mail("bob@acme.test"));
     }
 
     #[test]

@@ -24,6 +24,10 @@ pub struct Claims {
     /// The tenant the session is in.
     pub tid: Uuid,
     pub iat: i64,
+    /// `iat` in milliseconds, so that a password change ends the sessions
+    /// issued in the same second before it (and not the one just after).
+    #[serde(default)]
+    pub iat_ms: i64,
     pub exp: i64,
     pub jti: Uuid,
 }
@@ -54,13 +58,15 @@ impl JwtKeys {
     }
 
     pub fn issue(&self, user: Uuid, tenant: Uuid) -> anyhow::Result<String> {
-        let now = chrono::Utc::now().timestamp();
+        let issued = chrono::Utc::now();
+        let now = issued.timestamp();
         let claims = Claims {
             iss: ISSUER.into(),
             aud: AUDIENCE.into(),
             sub: user,
             tid: tenant,
             iat: now,
+            iat_ms: issued.timestamp_millis(),
             exp: now + self.ttl_secs as i64,
             jti: Uuid::new_v4(),
         };

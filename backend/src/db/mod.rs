@@ -7,9 +7,12 @@
 pub mod audit;
 pub mod connections;
 pub mod destinations;
+pub mod invitations;
 pub mod notifications;
+pub mod passwords;
 pub mod pipelines;
 pub mod prune;
+pub mod signups;
 pub mod tokens;
 pub mod users;
 

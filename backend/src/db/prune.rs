@@ -2,7 +2,9 @@
 //! control plane's tables do not grow for ever: notifications every admin
 //! and owner (those who can read them) has read once a month has passed,
 //! minute buckets past the status window, refresh tokens that can no longer
-//! be used, and audit entries past `audit.retention_days` (0 keeps them).
+//! be used, audit entries past `audit.retention_days` (0 keeps them), and
+//! invitations, reset links and sign-up requests past use (invitations a
+//! month after, so an admin can still see why a link stopped working).
 //!
 //! A used refresh token stays until it expires: presenting it again is how a
 //! stolen one is caught (the whole session ends), so it must still be found.
@@ -18,6 +20,8 @@ pub struct Pruned {
     pub minutes: u64,
     pub refresh_tokens: u64,
     pub audit: u64,
+    /// Invitations, reset links and sign-up requests that can no longer be used.
+    pub links: u64,
 }
 
 /// One pass over every tenant.
@@ -53,6 +57,14 @@ pub async fn prune(pool: &PgPool, audit_retention_days: u32) -> Result<Pruned, s
             .await?
             .rows_affected(),
     };
+    let mut links = 0;
+    for sql in [
+        "DELETE FROM invitations WHERE expires_at < now() - interval '30 days' OR accepted_at < now() - interval '30 days'",
+        "DELETE FROM password_resets WHERE expires_at < now() - interval '1 day'",
+        "DELETE FROM signup_requests WHERE expires_at < now()",
+    ] {
+        links += sqlx::query(sql).execute(&mut *tx).await?.rows_affected();
+    }
     tx.commit().await?;
-    Ok(Pruned { notifications, minutes, refresh_tokens, audit })
+    Ok(Pruned { notifications, minutes, refresh_tokens, audit, links })
 }

@@ -119,20 +119,24 @@ pub async fn insert_membership(
     .await
 }
 
-/// The user's role in the tenant, if still a member.
+/// The user's role in the tenant, if still a member, and when the account's
+/// password last changed (access tokens from before then are refused).
 pub async fn membership_role(
     pool: &PgPool,
     tenant: TenantId,
     user: UserId,
-) -> Result<Option<Role>, crate::error::ApiError> {
+) -> Result<Option<(Role, Option<DateTime<Utc>>)>, crate::error::ApiError> {
     let mut tx = super::begin_tenant(pool, tenant).await?;
-    let role: Option<String> = sqlx::query_scalar("SELECT role FROM memberships WHERE tenant_id = $1 AND user_id = $2")
-        .bind(tenant.as_uuid())
-        .bind(user.as_uuid())
-        .fetch_optional(&mut *tx)
-        .await?;
+    let row: Option<(String, Option<DateTime<Utc>>)> = sqlx::query_as(
+        "SELECT m.role, u.password_changed_at FROM memberships m JOIN users u ON u.id = m.user_id
+         WHERE m.tenant_id = $1 AND m.user_id = $2",
+    )
+    .bind(tenant.as_uuid())
+    .bind(user.as_uuid())
+    .fetch_optional(&mut *tx)
+    .await?;
     tx.commit().await?;
-    Ok(role.map(|r| parse_role(&r)).transpose()?)
+    Ok(row.map(|(r, changed)| Ok::<_, anyhow::Error>((parse_role(&r)?, changed))).transpose()?)
 }
 
 /// The tenant a log-in enters: the requested one, else the oldest membership.

@@ -57,6 +57,8 @@ pub fn test_config() -> Config {
     config.http.max_body_bytes = 64 * 1024;
     // As `icehouse dev`: local warehouses anywhere, S3 with the host's credentials.
     config.destinations.for_dev();
+    // Tenants at once; tests of verified sign-up set it back.
+    config.auth.for_dev();
     config
 }
 
@@ -136,12 +138,26 @@ impl TestApp {
         r.body
     }
 
-    /// Adds a member with a role (as `admin_token`) and logs them in; returns their access token.
-    pub async fn member(&self, admin_token: &str, email: &str, role: &str) -> String {
-        let r =
-            self.post("/api/v1/users", admin_token, json!({"email": email, "role": role, "password": PASSWORD})).await;
+    /// Invites `email` with a role (as `admin_token`); returns the invitation's token.
+    pub async fn invite(&self, admin_token: &str, email: &str, role: &str) -> String {
+        let r = self.post("/api/v1/invitations", admin_token, json!({"email": email, "role": role})).await;
         assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
-        self.login(email).await["access_token"].as_str().unwrap().to_string()
+        r.body["token"].as_str().unwrap().to_string()
+    }
+
+    /// Accepts an invitation without a session, with `password`.
+    pub async fn accept(&self, invitation: &str, password: &str) -> Resp {
+        let body = json!({"token": invitation, "password": password});
+        self.call(Method::POST, "/api/v1/invitations/accept", None, Some(body)).await
+    }
+
+    /// Adds a member with a role (invited by `admin_token`, accepted with
+    /// [`PASSWORD`]); returns their access token.
+    pub async fn member(&self, admin_token: &str, email: &str, role: &str) -> String {
+        let invitation = self.invite(admin_token, email, role).await;
+        let r = self.accept(&invitation, PASSWORD).await;
+        assert!(r.status.is_success(), "{}", r.text);
+        token(&r.body)
     }
 
     pub async fn login(&self, email: &str) -> Value {

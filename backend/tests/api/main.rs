@@ -5,6 +5,7 @@ mod audit_and_pages;
 mod auth;
 mod bad_input;
 mod helpers;
+mod invitations;
 mod kafka;
 mod openapi;
 mod pipeline_tables;

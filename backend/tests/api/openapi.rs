@@ -34,6 +34,13 @@ async fn served_spec_lists_every_route(pool: PgPool) {
         "/api/v1/me",
         "/api/v1/users",
         "/api/v1/users/{user_id}",
+        "/api/v1/invitations",
+        "/api/v1/invitations/{invitation_id}",
+        "/api/v1/invitations/accept",
+        "/api/v1/me/password",
+        "/api/v1/auth/signup/confirm",
+        "/api/v1/auth/password-reset",
+        "/api/v1/auth/password-reset/confirm",
         "/api/v1/api-tokens",
         "/api/v1/api-tokens/{token_id}",
         "/api/v1/connections",
@@ -74,7 +81,7 @@ fn shared_statuses_are_documented_once_by_rule() {
     assert_eq!(codes("/api/v1/connections", "get"), ["200", "400", "401", "422"]);
     assert_eq!(codes("/api/v1/connections/{connection_id}", "get"), ["200", "401", "404"]);
     // Public routes answer no 401 unless they say so themselves.
-    assert_eq!(codes("/api/v1/auth/signup", "post"), ["201", "400", "409", "413", "415", "422", "429"]);
+    assert_eq!(codes("/api/v1/auth/signup", "post"), ["201", "202", "400", "409", "413", "415", "422", "429", "503"]);
     assert_eq!(responses("/api/v1/auth/login", "post")["401"]["description"], "Wrong email or password");
     assert_eq!(codes("/healthz", "get"), ["200"]);
 }

@@ -1,6 +1,7 @@
 //! Old rows are pruned, recent ones kept: read notifications past 30 days,
 //! status minutes past two hours, refresh tokens that can no longer be used,
-//! audit entries past the retention.
+//! audit entries past the retention, invitations, reset links and sign-up
+//! requests past use.
 
 use icehouse_backend::db::prune::{prune, Pruned};
 use sqlx::PgPool;
@@ -67,11 +68,38 @@ async fn old_rows_go_and_recent_ones_stay(pool: PgPool) {
     .execute(&mut *tx)
     .await
     .unwrap();
+    // Links: one of each kind past use, one of each still good (the viewer's accepted invitation is recent).
+    sqlx::query(
+        "INSERT INTO invitations (id, tenant_id, email, role, token_hash, invited_by, created_at, expires_at) VALUES
+            (gen_random_uuid(), $1, 'old@acme.test', 'viewer', 'old', $2, now() - interval '40 days', now() - interval '33 days'),
+            (gen_random_uuid(), $1, 'new@acme.test', 'viewer', 'new', $2, now(), now() + interval '7 days')",
+    )
+    .bind(tenant)
+    .bind(user)
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO password_resets (id, user_id, token_hash, expires_at) VALUES
+            (gen_random_uuid(), $1, 'old', now() - interval '2 days'), (gen_random_uuid(), $1, 'new', now() + interval '1 hour')",
+    )
+    .bind(user)
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO signup_requests (id, email, tenant_name, password_hash, token_hash, expires_at) VALUES
+            (gen_random_uuid(), 'a@b.test', 'A', 'x', 'old', now() - interval '1 minute'),
+            (gen_random_uuid(), 'c@d.test', 'C', 'x', 'new', now() + interval '1 hour')",
+    )
+    .execute(&mut *tx)
+    .await
+    .unwrap();
     tx.commit().await.unwrap();
     let audit_before = app.count("audit_log").await;
 
     let pruned = prune(&pool, 365).await.unwrap();
-    assert_eq!(pruned, Pruned { notifications: 1, minutes: 1, refresh_tokens: 2, audit: 1 });
+    assert_eq!(pruned, Pruned { notifications: 1, minutes: 1, refresh_tokens: 2, audit: 1, links: 3 });
 
     let mut tx = icehouse_backend::db::begin_system(&pool).await.unwrap();
     let left: Vec<String> =

@@ -40,7 +40,7 @@ async fn each_role_can_do_what_it_may_and_nothing_more(pool: PgPool) {
     app.patch(&format!("/api/v1/connections/{cid}"), &viewer, json!({"name": "x"})).await.assert_problem(403, None);
     app.delete(&format!("/api/v1/destinations/{did}"), &viewer).await.assert_problem(403, None);
     app.post(&format!("/api/v1/pipelines/{pid}/pause"), &viewer, json!({})).await.assert_problem(403, None);
-    app.post("/api/v1/users", &viewer, json!({"email": "x@acme.test", "role": "viewer", "password": PASSWORD}))
+    app.post("/api/v1/invitations", &viewer, json!({"email": "x@acme.test", "role": "viewer"}))
         .await
         .assert_problem(403, None);
     app.get("/api/v1/audit", &viewer).await.assert_problem(403, None);
@@ -51,20 +51,20 @@ async fn each_role_can_do_what_it_may_and_nothing_more(pool: PgPool) {
     assert_eq!(paused.body["desired_state"], "paused");
     let resumed = app.post(&format!("/api/v1/pipelines/{pid}/resume"), &editor, json!({})).await;
     assert_eq!(resumed.body["desired_state"], "running");
-    app.post("/api/v1/users", &editor, json!({"email": "x@acme.test", "role": "viewer", "password": PASSWORD}))
+    app.post("/api/v1/invitations", &editor, json!({"email": "x@acme.test", "role": "viewer"}))
         .await
         .assert_problem(403, None);
+    app.get("/api/v1/invitations", &editor).await.assert_problem(403, None);
     app.post("/api/v1/api-tokens", &editor, json!({"name": "ci", "role": "viewer"})).await.assert_problem(403, None);
     app.get("/api/v1/api-tokens", &editor).await.assert_problem(403, None);
     app.get("/api/v1/audit", &editor).await.assert_problem(403, None);
 
     // Admins also manage users and tokens, but cannot hand out ownership.
-    let added = app
-        .post("/api/v1/users", &admin, json!({"email": "new@acme.test", "role": "editor", "password": PASSWORD}))
-        .await;
+    let invitation = app.invite(&admin, "new@acme.test", "editor").await;
+    let added = app.accept(&invitation, PASSWORD).await;
     assert_eq!(added.status, StatusCode::CREATED, "{}", added.text);
-    let new_id = added.body["user_id"].as_str().unwrap().to_string();
-    app.post("/api/v1/users", &admin, json!({"email": "boss@acme.test", "role": "owner", "password": PASSWORD}))
+    let new_id = added.body["user"]["id"].as_str().unwrap().to_string();
+    app.post("/api/v1/invitations", &admin, json!({"email": "boss@acme.test", "role": "owner"}))
         .await
         .assert_problem(403, None);
     app.patch(&format!("/api/v1/users/{new_id}"), &admin, json!({"role": "owner"})).await.assert_problem(403, None);

@@ -12,9 +12,9 @@ async fn another_tenants_objects_are_not_found(pool: PgPool) {
     let a = token(&app.signup("Tenant A", "a@a.test").await);
     let b = token(&app.signup("Tenant B", "b@b.test").await);
     let (cid, did, pid) = seed(&app, &a).await;
-    let a_member =
-        app.post("/api/v1/users", &a, json!({"email": "m@a.test", "role": "viewer", "password": PASSWORD})).await;
-    let uid = a_member.body["user_id"].as_str().unwrap().to_string();
+    let invitation = app.invite(&a, "m@a.test", "viewer").await;
+    let a_member = app.accept(&invitation, PASSWORD).await;
+    let uid = a_member.body["user"]["id"].as_str().unwrap().to_string();
     let tok = app.post("/api/v1/api-tokens", &a, json!({"name": "t", "role": "viewer"})).await;
     let tid = tok.body["token"]["id"].as_str().unwrap().to_string();
     let missing = uuid::Uuid::now_v7().to_string();

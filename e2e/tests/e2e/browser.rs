@@ -402,16 +402,15 @@ async fn login(stack: &Stack, email: &str) -> String {
 async fn a_viewer_sees_no_create_buttons_and_the_api_refuses_its_writes() {
     let stack = Stack::start().await;
     let owner = Api::signup(&stack.server.base_url).await.unwrap();
-    owner
-        .post("/api/v1/users", json!({"email": "vic@coffee.test", "role": "viewer", "password": PASSWORD}))
-        .await
-        .unwrap();
+    let invitation =
+        owner.post("/api/v1/invitations", json!({"email": "vic@coffee.test", "role": "viewer"})).await.unwrap();
+    let invite_token = invitation["token"].as_str().unwrap_or_else(|| panic!("no token: {invitation}"));
     let b = Browser::start("viewer").await.unwrap();
 
-    b.goto(&stack.url("/login")).await.unwrap();
-    b.fill("#login-email", "vic@coffee.test").await.unwrap();
-    b.fill("#login-password", PASSWORD).await.unwrap();
-    b.click("#login-submit").await.unwrap();
+    // A new address: accepting the invitation creates the account and logs in.
+    b.goto(&stack.url(&format!("/invitations/accept#token={invite_token}"))).await.unwrap();
+    b.fill("#accept-password", PASSWORD).await.unwrap();
+    b.click("#accept-submit").await.unwrap();
     let who = b.wait_for_text("#whoami", "the viewer", |t| t.contains("vic@coffee.test")).await.unwrap();
     assert!(who.contains("viewer"), "{who}");
     b.wait_for("#pipelines-empty").await.unwrap();
@@ -422,7 +421,7 @@ async fn a_viewer_sees_no_create_buttons_and_the_api_refuses_its_writes() {
     b.click("#nav-settings").await.unwrap();
     b.wait_for("#members-table").await.unwrap();
     b.screenshot("02-settings").await.unwrap();
-    for create in ["#member-add", "#token-create", ".member-remove"] {
+    for create in ["#invite-submit", "#token-create", ".member-remove"] {
         assert!(!b.exists(create).await.unwrap(), "a viewer sees {create}");
     }
 

@@ -88,6 +88,14 @@ async fn schemathesis_finds_every_answer_documented() {
     // generated body names (random hosts and ports, none of them a broker):
     // a short probe keeps each such call to about half a second.
     env.push(("ICEHOUSE__KAFKA__PROBE_TIMEOUT_MS".into(), "500".into()));
+    // Mail, so that password reset and invitations run their whole way
+    // (without it, reset answers 503, which schemathesis counts as a fault).
+    let smtp = icehouse_e2e::mail::SmtpSink::start().unwrap();
+    env.extend([
+        ("ICEHOUSE__MAIL__SMTP_HOST".to_string(), "127.0.0.1".to_string()),
+        ("ICEHOUSE__MAIL__SMTP_PORT".to_string(), smtp.port.to_string()),
+        ("ICEHOUSE__MAIL__TLS".to_string(), "none".to_string()),
+    ]);
     let server = Server::start("serve", &env, &std::env::temp_dir()).unwrap();
     // The run's bearer is the owner's access token: a JWT that no API call
     // revokes. `/auth/logout` ends only the session whose refresh token is

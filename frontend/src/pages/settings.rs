@@ -1,17 +1,18 @@
-//! Settings: members and their roles, API tokens.
+//! Settings: members and their roles, invitations, API tokens, and the
+//! user's own password.
 
+use icehouse_api::auth::ChangePasswordRequest;
+use icehouse_api::invitations::{CreateInvitationRequest, CreatedInvitation, Invitation};
 use icehouse_api::pagination::Page;
-use icehouse_api::users::{
-    AddMemberRequest, ApiToken, CreateApiTokenRequest, CreatedApiToken, Member, UpdateMemberRequest,
-};
+use icehouse_api::users::{ApiToken, CreateApiTokenRequest, CreatedApiToken, Member, UpdateMemberRequest};
 use icehouse_api::{Role, Validate};
-use leptos::ev::SubmitEvent;
+use leptos::ev::{FocusEvent, SubmitEvent};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 
 use crate::api::{self, ApiError};
 use crate::components::{FieldErrors, FormError, LoadError, Loading, Session};
-use crate::logic::format_time;
+use crate::logic::{format_time, invitation_mail_note};
 
 const ROLES: [Role; 4] = [Role::Viewer, Role::Editor, Role::Admin, Role::Owner];
 
@@ -28,7 +29,19 @@ pub fn Settings() -> impl IntoView {
             >
                 <Tokens />
             </Show>
+            // API tokens have no password to change.
+            <Show when=move || session.user_email().is_some()>
+                <ChangePassword />
+            </Show>
         </section>
+    }
+}
+
+/// Selects a read-only secret's text when it gets the focus, for copying.
+fn select_on_focus(ev: FocusEvent) {
+    use wasm_bindgen::JsCast;
+    if let Some(input) = ev.target().and_then(|t| t.dyn_into::<web_sys::HtmlInputElement>().ok()) {
+        input.select();
     }
 }
 
@@ -60,39 +73,7 @@ fn Members() -> impl IntoView {
     };
     reload();
 
-    let email = RwSignal::new(String::new());
-    let role = RwSignal::new("viewer".to_string());
-    let password = RwSignal::new(String::new());
-    let add_error = RwSignal::new(None::<ApiError>);
-    let adding = RwSignal::new(false);
     let row_error = RwSignal::new(None::<ApiError>);
-
-    let add = move |ev: SubmitEvent| {
-        ev.prevent_default();
-        let pw = password.get();
-        let req = AddMemberRequest {
-            email: email.get().trim().to_string(),
-            role: Role::parse(&role.get()).unwrap_or(Role::Viewer),
-            password: (!pw.is_empty()).then_some(pw),
-        };
-        if let Err(fields) = req.validate() {
-            add_error.set(Some(ApiError::from_fields(fields)));
-            return;
-        }
-        adding.set(true);
-        add_error.set(None);
-        spawn_local(async move {
-            match api::post::<_, Member>("/users", &req).await {
-                Ok(_) => {
-                    email.set(String::new());
-                    password.set(String::new());
-                    reload();
-                }
-                Err(e) => add_error.set(Some(e)),
-            }
-            adding.set(false);
-        });
-    };
 
     view! {
         <h2>"Members"</h2>
@@ -125,37 +106,7 @@ fn Members() -> impl IntoView {
             }
         }}
         <Show when=move || session.is_admin()>
-            <form class="inline-form" id="member-add-form" on:submit=add novalidate>
-                <h3>"Add a member"</h3>
-                <div class="fields">
-                    <div>
-                        <label for="member-email">"Email"</label>
-                        <input id="member-email" type="email" autocomplete="off" bind:value=email />
-                        <FieldErrors error=add_error field="email" />
-                    </div>
-                    <div>
-                        <label for="member-role">"Role"</label>
-                        <RoleSelect id="member-role" value=role />
-                        <FieldErrors error=add_error field="role" />
-                    </div>
-                    <div>
-                        <label for="member-password">"Initial password"</label>
-                        <input
-                            id="member-password"
-                            type="password"
-                            autocomplete="new-password"
-                            aria-describedby="member-password-hint"
-                            bind:value=password
-                        />
-                        <p class="hint" id="member-password-hint">"Only for a new account; 12 characters or more."</p>
-                        <FieldErrors error=add_error field="password" />
-                    </div>
-                </div>
-                <FormError error=add_error shown=&["email", "role", "password"] id="member-add-error" />
-                <button id="member-add" type="submit" disabled=move || adding.get()>
-                    {move || if adding.get() { "Adding…" } else { "Add member" }}
-                </button>
-            </form>
+            <Invitations members />
         </Show>
     }
 }
@@ -248,6 +199,274 @@ fn MemberRow(
                 </Show>
             </td>
         </tr>
+    }
+}
+
+/// Inviting members (admins and owners): the form, the link of the
+/// invitation just made (shown once), and the pending invitations.
+#[component]
+fn Invitations(members: RwSignal<Option<Result<Vec<Member>, ApiError>>>) -> impl IntoView {
+    let invitations = RwSignal::new(None::<Result<Vec<Invitation>, ApiError>>);
+    let reload = move || {
+        spawn_local(async move {
+            invitations.set(Some(api::get::<Page<Invitation>>("/invitations?limit=200").await.map(|p| p.items)));
+        })
+    };
+    reload();
+
+    let email = RwSignal::new(String::new());
+    let role = RwSignal::new("viewer".to_string());
+    let error = RwSignal::new(None::<ApiError>);
+    let inviting = RwSignal::new(false);
+    let created = RwSignal::new(None::<CreatedInvitation>);
+    let row_error = RwSignal::new(None::<ApiError>);
+
+    let invite = move |ev: SubmitEvent| {
+        ev.prevent_default();
+        let req = CreateInvitationRequest {
+            email: email.get().trim().to_string(),
+            role: Role::parse(&role.get()).unwrap_or(Role::Viewer),
+        };
+        if let Err(fields) = req.validate() {
+            error.set(Some(ApiError::from_fields(fields)));
+            return;
+        }
+        inviting.set(true);
+        error.set(None);
+        created.set(None);
+        spawn_local(async move {
+            match api::post::<_, CreatedInvitation>("/invitations", &req).await {
+                Ok(c) => {
+                    created.set(Some(c));
+                    email.set(String::new());
+                    reload();
+                }
+                Err(e) => error.set(Some(e)),
+            }
+            inviting.set(false);
+        });
+    };
+    // Who invited, by e-mail, while they are still a member.
+    let inviter = move |inv: &Invitation| {
+        members.with(|m| {
+            m.as_ref()
+                .and_then(|r| r.as_ref().ok())
+                .and_then(|list| list.iter().find(|m| m.user_id == inv.invited_by))
+                .map(|m| m.email.clone())
+        })
+    };
+
+    view! {
+        <form class="inline-form" id="invite-form" on:submit=invite novalidate>
+            <h3>"Invite a member"</h3>
+            <p class="hint">
+                "The invitation's link lets the address join with this role: a new address creates its account, an existing one proves it is theirs."
+            </p>
+            <div class="fields">
+                <div>
+                    <label for="invite-email">"Email"</label>
+                    <input id="invite-email" type="email" autocomplete="off" bind:value=email />
+                    <FieldErrors error field="email" />
+                </div>
+                <div>
+                    <label for="invite-role">"Role"</label>
+                    <RoleSelect id="invite-role" value=role />
+                    <FieldErrors error field="role" />
+                </div>
+            </div>
+            <FormError error shown=&["email", "role"] id="invite-error" />
+            <button id="invite-submit" type="submit" disabled=move || inviting.get()>
+                {move || if inviting.get() { "Inviting…" } else { "Invite" }}
+            </button>
+        </form>
+        {move || {
+            created
+                .get()
+                .map(|c| {
+                    view! {
+                        <div class="secret" id="invite-result" role="status">
+                            <p>{invitation_mail_note(c.mail, &c.invitation.email)}</p>
+                            <label for="invite-link">"Invitation link"</label>
+                            <input id="invite-link" type="text" readonly prop:value=c.url.clone() on:focus=select_on_focus />
+                            <p class="hint">
+                                {format!(
+                                    "The link is shown only this once. It works once, until {}.",
+                                    format_time(&c.invitation.expires_at),
+                                )}
+                            </p>
+                            <button type="button" class="secondary small" id="invite-done" on:click=move |_| created.set(None)>
+                                "Done"
+                            </button>
+                        </div>
+                    }
+                })
+        }}
+        <h3>"Pending invitations"</h3>
+        <FormError error=row_error id="invitation-row-error" />
+        {move || match invitations.get() {
+            None => view! { <Loading what="invitations" /> }.into_any(),
+            Some(Err(e)) => view! { <LoadError error=e /> }.into_any(),
+            Some(Ok(list)) if list.is_empty() => view! { <p id="invitations-empty">"No pending invitations."</p> }.into_any(),
+            Some(Ok(list)) => {
+                view! {
+                    <table id="invitations-table">
+                        <thead>
+                            <tr>
+                                <th scope="col">"Email"</th>
+                                <th scope="col">"Role"</th>
+                                <th scope="col">"Invited by"</th>
+                                <th scope="col">"Invited"</th>
+                                <th scope="col">"Expires"</th>
+                                <th scope="col">
+                                    <span class="sr-only">"Actions"</span>
+                                </th>
+                            </tr>
+                        </thead>
+                        <tbody>
+                            {list
+                                .into_iter()
+                                .map(|inv| {
+                                    let invited_by = Signal::derive({
+                                        let inv = inv.clone();
+                                        move || inviter(&inv)
+                                    });
+                                    view! { <InvitationRow inv invited_by reload row_error /> }
+                                })
+                                .collect_view()}
+                        </tbody>
+                    </table>
+                }
+                    .into_any()
+            }
+        }}
+    }
+}
+
+#[component]
+fn InvitationRow(
+    inv: Invitation,
+    invited_by: Signal<Option<String>>,
+    reload: impl Fn() + Copy + Send + Sync + 'static,
+    row_error: RwSignal<Option<ApiError>>,
+) -> impl IntoView {
+    let confirm = RwSignal::new(false);
+    let revoking = RwSignal::new(false);
+    let id = inv.id;
+    let revoke = move |_| {
+        if !confirm.get() {
+            confirm.set(true);
+            return;
+        }
+        revoking.set(true);
+        row_error.set(None);
+        spawn_local(async move {
+            match api::delete(&format!("/invitations/{id}")).await {
+                Ok(()) => reload(),
+                Err(e) => {
+                    row_error.set(Some(e));
+                    confirm.set(false);
+                }
+            }
+            revoking.set(false);
+        });
+    };
+    view! {
+        <tr id=format!("invitation-row-{id}") data-email=inv.email.clone()>
+            <td class="invitation-email">{inv.email.clone()}</td>
+            <td>{inv.role.as_str()}</td>
+            <td>{move || invited_by.get().unwrap_or_else(|| "a former member".into())}</td>
+            <td>{format_time(&inv.created_at)}</td>
+            <td>{format_time(&inv.expires_at)}</td>
+            <td>
+                <button
+                    type="button"
+                    class="danger small invitation-revoke"
+                    id=format!("invitation-revoke-{id}")
+                    disabled=move || revoking.get()
+                    on:click=revoke
+                >
+                    {move || {
+                        if revoking.get() {
+                            "Revoking…"
+                        } else if confirm.get() {
+                            "Really revoke?"
+                        } else {
+                            "Revoke"
+                        }
+                    }}
+                </button>
+            </td>
+        </tr>
+    }
+}
+
+/// The logged-in user's own password. Changing it ends every other session
+/// of the account; the answer is a new session for this one.
+#[component]
+fn ChangePassword() -> impl IntoView {
+    let current = RwSignal::new(String::new());
+    let new = RwSignal::new(String::new());
+    let error = RwSignal::new(None::<ApiError>);
+    let saving = RwSignal::new(false);
+    let changed = RwSignal::new(false);
+
+    let submit = move |ev: SubmitEvent| {
+        ev.prevent_default();
+        let req = ChangePasswordRequest { current_password: current.get(), new_password: new.get() };
+        if let Err(fields) = req.validate() {
+            error.set(Some(ApiError::from_fields(fields)));
+            return;
+        }
+        saving.set(true);
+        error.set(None);
+        changed.set(false);
+        spawn_local(async move {
+            match api::replace_session("/me/password", &req).await {
+                Ok(_) => {
+                    current.set(String::new());
+                    new.set(String::new());
+                    changed.set(true);
+                }
+                Err(e) => error.set(Some(e)),
+            }
+            saving.set(false);
+        });
+    };
+
+    view! {
+        <h2>"Your account"</h2>
+        <form class="inline-form" id="password-form" on:submit=submit novalidate>
+            <h3>"Change your password"</h3>
+            <div class="fields">
+                <div>
+                    <label for="password-current">"Current password"</label>
+                    <input id="password-current" type="password" autocomplete="current-password" bind:value=current />
+                    <FieldErrors error field="current_password" />
+                </div>
+                <div>
+                    <label for="password-new">"New password"</label>
+                    <input
+                        id="password-new"
+                        type="password"
+                        autocomplete="new-password"
+                        minlength="12"
+                        aria-describedby="password-new-hint"
+                        bind:value=new
+                    />
+                    <p class="hint" id="password-new-hint">"At least 12 characters. Your other sessions end."</p>
+                    <FieldErrors error field="new_password" />
+                </div>
+            </div>
+            <FormError error shown=&["current_password", "new_password"] id="password-error" />
+            <button id="password-submit" type="submit" disabled=move || saving.get()>
+                {move || if saving.get() { "Changing…" } else { "Change password" }}
+            </button>
+            <Show when=move || changed.get()>
+                <p id="password-changed" class="ok" role="status">
+                    "Your password is changed. Every other session of your account has ended."
+                </p>
+            </Show>
+        </form>
     }
 }
 
@@ -354,12 +573,7 @@ fn Tokens() -> impl IntoView {
                                 " created. Copy its secret now: it is not shown again."
                             </p>
                             <label for="token-secret">"Secret"</label>
-                            <input id="token-secret" type="text" readonly prop:value=t.secret.clone() on:focus=move |ev| {
-                                use wasm_bindgen::JsCast;
-                                if let Some(input) = ev.target().and_then(|t| t.dyn_into::<web_sys::HtmlInputElement>().ok()) {
-                                    input.select();
-                                }
-                            } />
+                            <input id="token-secret" type="text" readonly prop:value=t.secret.clone() on:focus=select_on_focus />
                             <button type="button" class="secondary small" id="token-secret-done" on:click=move |_| created.set(None)>
                                 "Done"
                             </button>
