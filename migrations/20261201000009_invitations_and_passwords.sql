@@ -1,14 +1,19 @@
 -- Members join by invitation; passwords are changed by their owner or reset
 -- through a link e-mailed to the account's address; with verified sign-up a
--- new tenant waits for its owner to confirm the address. No tenant ever sets
--- or learns the password of an account.
+-- new tenant waits for its owner to confirm the address. Only a link that
+-- went to the address makes an account for it, so no tenant sets or learns
+-- the password of an account.
 
 CREATE TABLE invitations (
     id           uuid PRIMARY KEY,
     tenant_id    uuid NOT NULL REFERENCES tenants (id) ON DELETE CASCADE,
     email        text NOT NULL,
     role         text NOT NULL CHECK (role IN ('owner', 'admin', 'editor', 'viewer')),
+    -- The link shown to the admin: it lets an account that exists join.
     token_hash   bytea NOT NULL,
+    -- The link in the e-mail to the address: it may also make the account,
+    -- since opening it proves the address (none when no mail was sent).
+    mail_token_hash bytea,
     invited_by   uuid NOT NULL REFERENCES users (id) ON DELETE CASCADE,
     created_at   timestamptz NOT NULL DEFAULT now(),
     expires_at   timestamptz NOT NULL,
@@ -16,6 +21,7 @@ CREATE TABLE invitations (
     accepted_by  uuid REFERENCES users (id) ON DELETE SET NULL
 );
 CREATE UNIQUE INDEX invitations_token_key ON invitations (token_hash);
+CREATE UNIQUE INDEX invitations_mail_token_key ON invitations (mail_token_hash);
 CREATE INDEX invitations_tenant_idx ON invitations (tenant_id, id);
 -- At most one open invitation per address in a tenant: inviting again replaces it.
 CREATE UNIQUE INDEX invitations_open_key ON invitations (tenant_id, lower(email)) WHERE accepted_at IS NULL;

@@ -41,7 +41,8 @@ pub struct Config {
 #[serde(default)]
 pub struct MailConfig {
     pub smtp_host: Option<String>,
-    pub smtp_port: u16,
+    /// Unset: 587, or 465 with `tls = "tls"`.
+    pub smtp_port: Option<u16>,
     /// `starttls` (the default: upgrade, and refuse a server that cannot),
     /// `tls` (TLS from the first byte, port 465) or `none` (plain text, for
     /// a relay on loopback).
@@ -66,7 +67,7 @@ impl Default for MailConfig {
     fn default() -> Self {
         Self {
             smtp_host: None,
-            smtp_port: 587,
+            smtp_port: None,
             tls: MailTls::Starttls,
             username: None,
             password: None,
@@ -118,13 +119,18 @@ impl DestinationsConfig {
 pub struct QueryConfig {
     /// A query is cancelled after this long.
     pub timeout_ms: u64,
-    /// Memory one query may hold in operators (sorts, joins, aggregates) before it fails.
+    /// Memory one query may hold in operators (sorts, joins, aggregates),
+    /// and in its collected result, before it fails.
     pub memory_limit_mb: usize,
+    /// Queries running at once on this server; past it, 429.
+    pub max_concurrent: usize,
+    /// …and of one tenant.
+    pub max_concurrent_per_tenant: usize,
 }
 
 impl Default for QueryConfig {
     fn default() -> Self {
-        Self { timeout_ms: 20_000, memory_limit_mb: 512 }
+        Self { timeout_ms: 20_000, memory_limit_mb: 512, max_concurrent: 8, max_concurrent_per_tenant: 2 }
     }
 }
 
@@ -135,6 +141,14 @@ pub struct HttpConfig {
     /// Upper bound on the handling time of one request.
     pub request_timeout_secs: u64,
     pub max_body_bytes: usize,
+    /// A client has this long to send a request's headers (slowloris).
+    pub header_read_timeout_secs: u64,
+    /// Connections open at once; past it new ones wait until one closes.
+    pub max_connections: u32,
+    /// Reverse proxies whose `X-Forwarded-For` names the client: CIDR
+    /// ranges or addresses, comma separated (`10.0.0.0/8, 192.0.2.7`).
+    /// Empty: the TCP peer is the client, and the header is ignored.
+    pub trusted_proxies: String,
     /// The address users reach the server at, for links in e-mails
     /// (`https://icehouse.example.com`). Unset: `http://` and the bound address.
     pub public_url: Option<String>,
@@ -198,9 +212,12 @@ pub struct AuthLimitsConfig {
     pub per_address_per_minute: u32,
     pub per_account_burst: u32,
     pub per_account_per_hour: u32,
-    /// Sign-up and reset mails to one address.
+    /// Mails to one address (sign-up, reset, invitations).
     pub mail_per_recipient_burst: u32,
     pub mail_per_recipient_per_hour: u32,
+    /// Invitation mails one tenant sends.
+    pub mail_per_tenant_burst: u32,
+    pub mail_per_tenant_per_hour: u32,
 }
 
 impl Default for AuthLimitsConfig {
@@ -212,6 +229,8 @@ impl Default for AuthLimitsConfig {
             per_account_per_hour: 100,
             mail_per_recipient_burst: 5,
             mail_per_recipient_per_hour: 10,
+            mail_per_tenant_burst: 20,
+            mail_per_tenant_per_hour: 50,
         }
     }
 }
@@ -229,6 +248,9 @@ impl Default for HttpConfig {
             bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
             request_timeout_secs: 30,
             max_body_bytes: 1024 * 1024,
+            header_read_timeout_secs: 10,
+            max_connections: 4096,
+            trusted_proxies: String::new(),
             public_url: None,
         }
     }
@@ -300,6 +322,22 @@ impl Default for UiConfig {
             default_bootstrap_servers: None,
             default_warehouse_uri: None,
         }
+    }
+}
+
+impl HttpConfig {
+    /// [`HttpConfig::trusted_proxies`], parsed.
+    pub fn trusted_proxy_ranges(&self) -> anyhow::Result<Vec<ipnet::IpNet>> {
+        self.trusted_proxies
+            .split(',')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .map(|p| {
+                p.parse::<ipnet::IpNet>()
+                    .or_else(|_| p.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                    .with_context(|| format!("http.trusted_proxies: `{p}` is not an address or a CIDR range"))
+            })
+            .collect()
     }
 }
 

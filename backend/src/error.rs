@@ -33,9 +33,10 @@ pub enum ApiError {
     UnsupportedMediaType,
     #[error("method not allowed")]
     MethodNotAllowed,
-    /// Over a rate limit; try again after this many seconds.
-    #[error("too many requests")]
-    TooManyRequests { retry_after_secs: u64 },
+    /// Over a rate limit; try again after this many seconds. `what` says
+    /// which (`attempts`, `queries running`).
+    #[error("too many {what}")]
+    TooManyRequests { retry_after_secs: u64, what: &'static str },
     /// The Kafka cluster behind a connection could not be used.
     #[error("kafka: {message}")]
     Kafka { kind: ConnectionFailureKind, message: String },
@@ -104,8 +105,8 @@ impl ApiError {
             ApiError::Kafka { kind, message } => (Some(message.clone()), vec![], Some(kind.as_str().to_string())),
             ApiError::Warehouse(why) => (Some(why.clone()), vec![], None),
             ApiError::Unavailable(why) => (Some(why.clone()), vec![], None),
-            ApiError::TooManyRequests { retry_after_secs } => {
-                (Some(format!("too many attempts; try again in {retry_after_secs} s")), vec![], None)
+            ApiError::TooManyRequests { retry_after_secs, what } => {
+                (Some(format!("too many {what}; try again in {retry_after_secs} s")), vec![], None)
             }
             // Internals stay in the log, under the error id.
             ApiError::Internal(_) => (None, vec![], None),
@@ -136,7 +137,7 @@ impl IntoResponse for ApiError {
         }
         let problem = self.to_problem(error_id);
         let mut response = problem_response(status, &problem, matches!(self, ApiError::Unauthorized(_)));
-        if let ApiError::TooManyRequests { retry_after_secs } = self {
+        if let ApiError::TooManyRequests { retry_after_secs, .. } = self {
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
         }
         response

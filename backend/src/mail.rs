@@ -45,8 +45,8 @@ impl Mailer {
                     MailTls::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(host)?,
                     MailTls::None => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host),
                 };
-                let builder =
-                    builder.port(config.smtp_port).timeout(Some(Duration::from_secs(config.timeout_secs.max(1))));
+                let port = config.smtp_port.unwrap_or(if config.tls == MailTls::Tls { 465 } else { 587 });
+                let builder = builder.port(port).timeout(Some(Duration::from_secs(config.timeout_secs.max(1))));
                 let builder = match (&config.username, &config.password) {
                     (Some(user), Some(password)) => {
                         builder.credentials(Credentials::new(user.clone(), password.clone()))

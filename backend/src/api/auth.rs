@@ -44,7 +44,10 @@ pub async fn login(
     let (tenant, role) =
         db::users::login_membership(&mut tx, UserId::from_uuid(user.id), req.tenant_id).await?.ok_or(WRONG)?;
     let role = db::users::parse_role(&role)?;
-    let response = session(&state, &mut tx, tenant, User::from(&user), role, (Uuid::now_v7(), None)).await?;
+    let checked = Some(user.password_hash.as_str());
+    let response = session(&state, &mut tx, tenant, User::from(&user), role, (Uuid::now_v7(), None), checked)
+        .await
+        .map_err(|e| if matches!(e, ApiError::Unauthorized(_)) { WRONG } else { e })?;
     tx.commit().await?;
     Ok(Json(response))
 }
@@ -69,10 +72,16 @@ pub async fn refresh(
     // A refresh token is a random secret (nothing to guess); its account is
     // only known after the lookup, so the address alone limits it.
     state.auth_limits.check(client, None)?;
+    let hash = hash_secret(&req.refresh_token);
     let mut tx = db::begin_system(&state.pool).await?;
-    let token = db::tokens::refresh_for_update(&mut tx, &hash_secret(&req.refresh_token))
-        .await?
-        .ok_or(ApiError::Unauthorized("invalid refresh token"))?;
+    // The account first, then the token: the order a password change locks
+    // them in (`db::passwords::set_password`), so the two never deadlock and
+    // a change either revokes the token this issues or waits for it.
+    let owner =
+        db::tokens::refresh_owner(&mut tx, &hash).await?.ok_or(ApiError::Unauthorized("invalid refresh token"))?;
+    db::users::lock_password_hash(&mut tx, UserId::from_uuid(owner)).await?;
+    let token =
+        db::tokens::refresh_for_update(&mut tx, &hash).await?.ok_or(ApiError::Unauthorized("invalid refresh token"))?;
     if token.revoked_at.is_some() {
         return Err(ApiError::Unauthorized("this session has ended; log in again"));
     }
@@ -105,7 +114,7 @@ pub async fn refresh(
     db::tokens::mark_refresh_used(&mut tx, token.id).await?;
     let role = db::users::parse_role(&role)?;
     let family = (token.family_id, Some(token.session_started_at));
-    let response = session(&state, &mut tx, tenant, User::from(&user), role, family).await?;
+    let response = session(&state, &mut tx, tenant, User::from(&user), role, family, None).await?;
     tx.commit().await?;
     Ok(Json(response))
 }
@@ -153,7 +162,11 @@ pub async fn me(State(state): State<AppState>, ctx: RequestContext) -> ApiResult
 }
 
 /// A fresh access token and a refresh token in `family`: (its id, when the
-/// session began, `None` for a new one).
+/// session began, `None` for a new one). The account is locked for share
+/// first, so a password change cannot slip between the check that let the
+/// caller in and the session (see `db::passwords::set_password`); with
+/// `checked`, the password hash the caller verified must still be the
+/// account's (401 otherwise).
 pub(super) async fn session(
     state: &AppState,
     tx: &mut Tx,
@@ -161,7 +174,12 @@ pub(super) async fn session(
     user: User,
     role: Role,
     family: (Uuid, Option<chrono::DateTime<chrono::Utc>>),
+    checked: Option<&str>,
 ) -> ApiResult<TokenResponse> {
+    let current = db::users::lock_password_hash(tx, user.id).await?;
+    if checked.is_some_and(|checked| current.as_deref() != Some(checked)) {
+        return Err(ApiError::Unauthorized("the password changed meanwhile; log in again"));
+    }
     let tenant_id = TenantId::from_uuid(tenant.id);
     let (refresh_token, hash) = new_secret(REFRESH_PREFIX);
     let ttl = state.config.auth.refresh_token_ttl_secs;

@@ -1,13 +1,15 @@
 //! Invitations: the only way into a tenant besides creating it.
 //!
-//! An admin invites an address with a role and gets a single-use link, shown
-//! once and e-mailed to the address when the server has mail. Accepting it
-//! either creates the account (an address without one; the accepter chooses
-//! the password) or needs the account itself: its logged-in session, or its
-//! password. So an admin never sets or learns the password of an account,
-//! and an account someone else made for an address is of no use against the
-//! address's owner: they reset its password by e-mail, which ends every
-//! session of it, before they can join anything.
+//! An admin invites an address with a role. The invitation has two
+//! single-use links: one shown once to the admin, one e-mailed to the
+//! address (when the server has mail). Either lets the account that has the
+//! address join: by its logged-in session, or with its password. Only the
+//! mailed one can make the account (the accepter picks its password), since
+//! only opening it proves the address. So no admin can make an account for
+//! someone else's address, set its password, or learn from the link whether
+//! the address has an account (a wrong password and a missing account answer
+//! alike). Where sign-up is open (`icehouse dev`), addresses are never
+//! proven, and the shown link makes accounts too.
 
 use std::time::Duration;
 
@@ -27,6 +29,7 @@ use super::auth::session;
 use crate::auth::context::{bearer, context_for, request_id};
 use crate::auth::tokens::{hash_secret, new_secret};
 use crate::auth::{password, Actor, RequestContext};
+use crate::config::SignupMode;
 use crate::db::{self, PageRequest};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiPath, ApiQuery, ClientAddr};
@@ -61,16 +64,46 @@ pub async fn create(
     if db::invitations::is_member(&mut tx, ctx.tenant_id, email).await? {
         return Err(ApiError::Conflict { field: Some("email"), detail: "this address is already a member".into() });
     }
-    if db::invitations::list_open(&mut tx, ctx.tenant_id, None, MAX_OPEN).await?.len() as i64 >= MAX_OPEN {
-        return Err(ApiError::Conflict {
-            field: None,
-            detail: format!("the tenant has {MAX_OPEN} open invitations; withdraw some first"),
-        });
+    match db::invitations::open_for_address(&mut tx, ctx.tenant_id, email).await? {
+        // Replacing an invitation as owner is withdrawing it, which needs an owner.
+        Some(open) if open.role == Role::Owner.as_str() => ctx.require(Role::Owner)?,
+        Some(_) => {}
+        None if db::invitations::count_open(&mut tx, ctx.tenant_id).await? >= MAX_OPEN => {
+            return Err(ApiError::Conflict {
+                field: None,
+                detail: format!("the tenant has {MAX_OPEN} open invitations; withdraw some first"),
+            });
+        }
+        None => {}
     }
+    // The mailed link, when a mail goes out: only it can make an account.
+    let mail = if !state.mailer.is_configured() {
+        MailDelivery::NotConfigured
+    } else if !state.auth_limits.allow_invitation_mail(ctx.tenant_id, email) {
+        MailDelivery::Throttled
+    } else {
+        MailDelivery::Sent
+    };
+    let mailed = (mail == MailDelivery::Sent).then(|| new_secret(INVITATION_PREFIX));
     let (token, token_hash) = new_secret(INVITATION_PREFIX);
     let hours = state.config.auth.invitation_ttl_hours;
-    let row =
-        db::invitations::replace_open(&mut tx, ctx.tenant_id, email, req.role, &token_hash, inviter, hours).await?;
+    let mail_hash = mailed.as_ref().map(|(_, hash)| hash.as_slice());
+    let (row, replaced) =
+        db::invitations::replace_open(&mut tx, ctx.tenant_id, email, req.role, &token_hash, mail_hash, inviter, hours)
+            .await?;
+    if let Some(replaced) = replaced {
+        let replaced = Invitation::try_from(replaced)?;
+        db::audit::record(
+            &mut tx,
+            &ctx,
+            "invitation.withdraw",
+            "invitation",
+            replaced.id,
+            Some(&replaced),
+            None::<&()>,
+        )
+        .await?;
+    }
     let invitation = Invitation::try_from(row)?;
     db::audit::record(&mut tx, &ctx, "invitation.create", "invitation", invitation.id, None::<&()>, Some(&invitation))
         .await?;
@@ -79,15 +112,18 @@ pub async fn create(
     tx.commit().await?;
 
     let url = state.mailer.link("/invitations/accept", &token);
-    let mail = if !state.mailer.is_configured() {
-        MailDelivery::NotConfigured
-    } else if !state.auth_limits.allow_mail(email) {
-        MailDelivery::Throttled
-    } else {
-        let mail = Mail::invitation(email, &tenant.name, &inviter_email, req.role.as_str(), &url, hours);
-        // lettre's own timeout bounds each step; this bounds the whole hand-over.
-        let limit = Duration::from_secs(state.config.mail.timeout_secs.max(1) * 3);
-        tokio::time::timeout(limit, state.mailer.send(mail)).await.unwrap_or(MailDelivery::Failed)
+    let mail = match mailed {
+        None => mail,
+        Some((mail_token, _)) => {
+            let link = state.mailer.link("/invitations/accept", &mail_token);
+            let message = Mail::invitation(email, &tenant.name, &inviter_email, req.role.as_str(), &link, hours);
+            // lettre bounds each SMTP step; this bounds the whole hand-over,
+            // well inside the request's own timeout (the link must be shown).
+            let limit = Duration::from_secs(
+                (state.config.mail.timeout_secs.max(1) * 3).min(state.config.http.request_timeout_secs / 2).max(1),
+            );
+            tokio::time::timeout(limit, state.mailer.send(message)).await.unwrap_or(MailDelivery::Failed)
+        }
     };
     Ok((StatusCode::CREATED, Json(CreatedInvitation { invitation, token, url, mail })))
 }
@@ -164,7 +200,12 @@ pub async fn accept(
     headers: HeaderMap,
     ApiJson(req): ApiJson<AcceptInvitationRequest>,
 ) -> ApiResult<(StatusCode, Json<TokenResponse>)> {
-    state.auth_limits.check(client, None)?;
+    /// One answer for a wrong password and for an address without an
+    /// account that only the mailed link may make, so the admin's copy of
+    /// the link tells nothing about which addresses have accounts.
+    const NO_ENTRY: ApiError = ApiError::Unauthorized(
+        "wrong password for this address's account (a new account is made only from the link in the invitation e-mail)",
+    );
     let logged_in = match bearer(&headers) {
         None => None,
         Some(token) => match context_for(&state, token, request_id(&headers)).await?.actor {
@@ -186,37 +227,40 @@ pub async fn accept(
     };
     // No transaction is held while a password is checked or hashed.
     tx.commit().await?;
+    // Counted once, on the address and on the invited account (a password guess).
+    state.auth_limits.check(client, logged_in.is_none().then_some(invitation.email.as_str()))?;
+    // A new account only from the mailed link, or where sign-up is open (an
+    // address proves nothing on such a server anyway).
+    let may_create = invitation.by_mail == Some(true) || state.config.auth.signup_mode() == SignupMode::Open;
 
-    let new_account_hash = match (&account, logged_in) {
+    let (checked, new_account_hash) = match (&account, logged_in) {
         (Some(user), Some(_)) => {
             if !user.email.eq_ignore_ascii_case(&invitation.email) {
                 return Err(ApiError::Forbidden(
                     "this invitation is for another address; log out, or accept with that address's password".into(),
                 ));
             }
-            None
+            (None, None)
         }
-        (Some(user), None) => {
-            let Some(given) = req.password.clone() else {
-                return Err(ApiError::field(
-                    "password",
-                    "this address has an account: give its password, or log in and accept",
-                ));
-            };
-            state.auth_limits.check(client, Some(&user.email))?;
-            if !password::verify(given, Some(user.password_hash.clone())).await? {
-                return Err(ApiError::Unauthorized("wrong password for this address's account"));
-            }
-            None
-        }
-        (None, _) => {
+        (None, _) if may_create => {
             let Some(given) = req.password.clone() else {
                 return Err(ApiError::field("password", "is required to create the account"));
             };
             let mut v = Validator::new();
             v.password("password", &given);
             v.finish().map_err(ApiError::Validation)?;
-            Some(password::hash(given).await?)
+            (None, Some(password::hash(given).await?))
+        }
+        (account, _) => {
+            let Some(given) = req.password.clone() else {
+                return Err(ApiError::field("password", "is required: the password of this address's account"));
+            };
+            // With no account, the same work as a wrong password.
+            let stored = account.as_ref().map(|u| u.password_hash.clone());
+            if !password::verify(given, stored.clone()).await? {
+                return Err(NO_ENTRY);
+            }
+            (stored, None)
         }
     };
 
@@ -229,10 +273,8 @@ pub async fn accept(
     let (user, status) = match (account, new_account_hash) {
         (Some(user), _) => (user, StatusCode::OK),
         // An account made for the address in the meantime wins (409 on the unique email).
-        (None, hash) => (
-            db::users::insert_user(&mut tx, &invitation.email, &hash.expect("hashed above")).await?,
-            StatusCode::CREATED,
-        ),
+        (None, Some(hash)) => (db::users::insert_user(&mut tx, &invitation.email, &hash).await?, StatusCode::CREATED),
+        (None, None) => return Err(NO_ENTRY),
     };
     let tenant_id = TenantId::from_uuid(invitation.tenant_id);
     let user_id = UserId::from_uuid(user.id);
@@ -243,7 +285,8 @@ pub async fn accept(
     let member = icehouse_api::users::Member::try_from(member)?;
     db::audit::record(&mut tx, &ctx, "invitation.accept", "member", user_id, None::<&()>, Some(&member)).await?;
     let tenant = db::users::tenant(&mut tx, tenant_id).await?.ok_or(ApiError::NotFound("tenant"))?;
-    let response = session(&state, &mut tx, tenant, User::from(&user), role, (Uuid::now_v7(), None)).await?;
+    let response =
+        session(&state, &mut tx, tenant, User::from(&user), role, (Uuid::now_v7(), None), checked.as_deref()).await?;
     tx.commit().await?;
     Ok((status, Json(response)))
 }

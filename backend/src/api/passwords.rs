@@ -3,18 +3,19 @@
 //! every session of the account ends (`db::passwords::set_password`).
 
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use icehouse_api::auth::{
     ChangePasswordRequest, CheckYourEmail, ConfirmPasswordResetRequest, PasswordResetRequest, TokenResponse, User,
 };
-use icehouse_api::{Problem, UserId};
+use icehouse_api::{Problem, Role, TenantId, UserId};
 use uuid::Uuid;
 
 use super::auth::session;
+use crate::auth::context::request_id;
 use crate::auth::tokens::{hash_secret, new_secret};
 use crate::auth::{password, Actor, RequestContext};
-use crate::db;
+use crate::db::{self, Tx};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ClientAddr};
 use crate::mail::Mail;
@@ -53,13 +54,15 @@ pub async fn change(
     }
     let hash = password::hash(req.new_password.clone()).await?;
     let mut tx = db::begin_system(&state.pool).await?;
-    db::passwords::set_password(&mut tx, user_id, &hash).await?;
+    if !db::passwords::set_password(&mut tx, user_id, Some(&user.password_hash), &hash).await? {
+        return Err(ApiError::Conflict { field: None, detail: "the password changed meanwhile; try again".into() });
+    }
     let (tenant, role) = db::users::login_membership(&mut tx, user_id, Some(ctx.tenant_id))
         .await?
         .ok_or(ApiError::Unauthorized("no longer a member of this tenant"))?;
-    db::audit::record(&mut tx, &ctx, "user.password_change", "user", user_id, None::<&()>, None::<&()>).await?;
+    audit_everywhere(&mut tx, user_id, &ctx.request_id, "user.password_change").await?;
     let role = db::users::parse_role(&role)?;
-    let response = session(&state, &mut tx, tenant, User::from(&user), role, (Uuid::now_v7(), None)).await?;
+    let response = session(&state, &mut tx, tenant, User::from(&user), role, (Uuid::now_v7(), None), None).await?;
     tx.commit().await?;
     Ok(Json(response))
 }
@@ -122,10 +125,18 @@ pub async fn request_reset(
 pub async fn confirm_reset(
     State(state): State<AppState>,
     ClientAddr(client): ClientAddr,
+    headers: HeaderMap,
     ApiJson(req): ApiJson<ConfirmPasswordResetRequest>,
 ) -> ApiResult<StatusCode> {
     state.auth_limits.check(client, None)?;
     let token_hash = hash_secret(&req.token);
+    // A cheap look first, so a made-up token costs no argon2 time.
+    let mut tx = db::begin_system(&state.pool).await?;
+    let known = db::passwords::reset_exists(&mut tx, &token_hash).await?;
+    tx.commit().await?;
+    if !known {
+        return Err(ApiError::NotFound("reset link"));
+    }
     // Hashed before the token is locked: no transaction waits on argon2.
     let hash = password::hash(req.new_password.clone()).await?;
     let mut tx = db::begin_system(&state.pool).await?;
@@ -133,8 +144,27 @@ pub async fn confirm_reset(
         .await?
         .filter(|r| r.used_at.is_none() && r.expires_at > chrono::Utc::now())
         .ok_or(ApiError::NotFound("reset link"))?;
-    db::passwords::set_password(&mut tx, UserId::from_uuid(reset.user_id), &hash).await?;
+    let user_id = UserId::from_uuid(reset.user_id);
+    if !db::passwords::set_password(&mut tx, user_id, None, &hash).await? {
+        return Err(ApiError::NotFound("reset link"));
+    }
+    audit_everywhere(&mut tx, user_id, &request_id(&headers), "user.password_reset").await?;
     tx.commit().await?;
-    tracing::info!(user = %reset.user_id, reset = %reset.id, "password reset");
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// An audit entry in every tenant the account belongs to: its sessions ended
+/// in all of them.
+async fn audit_everywhere(tx: &mut Tx, user: UserId, request_id: &str, action: &str) -> ApiResult<()> {
+    for tenant in db::passwords::tenants_of(tx, user).await? {
+        let ctx = RequestContext {
+            request_id: request_id.to_string(),
+            actor: Actor::User(user),
+            tenant_id: TenantId::from_uuid(tenant),
+            // Not used by the audit entry; the actor is the account itself.
+            role: Role::Viewer,
+        };
+        db::audit::record(tx, &ctx, action, "user", user, None::<&()>, None::<&()>).await?;
+    }
+    Ok(())
 }

@@ -132,5 +132,5 @@ async fn create_tenant(
         RequestContext { request_id: request_id(headers), actor: Actor::User(user_id), tenant_id, role: Role::Owner };
     let api_user = User::from(&user);
     db::audit::record(tx, &ctx, "tenant.create", "tenant", tenant.id, None::<&()>, Some(&api_user)).await?;
-    session(state, tx, tenant, api_user, Role::Owner, (Uuid::now_v7(), None)).await
+    session(state, tx, tenant, api_user, Role::Owner, (Uuid::now_v7(), None), None).await
 }

@@ -13,13 +13,14 @@
 //! account at 429 (about 100 attempts an hour); that is the price of
 //! stopping a guesser who has many addresses. A limit of 0 switches it off.
 //!
-//! Mail sent on a stranger's request (sign-up confirmations, reset links) is
-//! limited per recipient as well, so nobody can bury an inbox; past that
-//! limit the mail is dropped quietly (the answer must stay the same).
+//! Mail is limited per recipient as well, so nobody can bury an inbox, and
+//! invitation mail per tenant, so nobody spams through the operator's SMTP
+//! server. Past the limit, sign-up and reset mail is dropped quietly (their
+//! answer must stay the same) and an invitation says `throttled`.
 //!
-//! The address is the TCP peer: behind a reverse proxy every client would
-//! share the proxy's address (trusting `X-Forwarded-For` from a configured
-//! proxy is not built yet).
+//! The address is the TCP peer, or, behind a reverse proxy listed in
+//! `http.trusted_proxies`, the client its `X-Forwarded-For` names
+//! ([`crate::extract::client_address`]).
 
 use std::net::{IpAddr, Ipv6Addr};
 use std::num::NonZeroU32;
@@ -41,6 +42,7 @@ pub struct AuthLimits {
     by_address: Keyed<IpAddr>,
     by_account: Keyed<String>,
     by_recipient: Keyed<String>,
+    by_inviting_tenant: Keyed<uuid::Uuid>,
     attempts: AtomicU64,
     started: Instant,
     /// Milliseconds after `started` of the last tidy.
@@ -54,6 +56,7 @@ impl AuthLimits {
             by_address: Keyed::new(config.per_address_burst, minute, config.per_address_per_minute),
             by_account: Keyed::new(config.per_account_burst, 60 * minute, config.per_account_per_hour),
             by_recipient: Keyed::new(config.mail_per_recipient_burst, 60 * minute, config.mail_per_recipient_per_hour),
+            by_inviting_tenant: Keyed::new(config.mail_per_tenant_burst, 60 * minute, config.mail_per_tenant_per_hour),
             attempts: AtomicU64::new(0),
             started: Instant::now(),
             tidied_at: AtomicU64::new(0),
@@ -73,6 +76,7 @@ impl AuthLimits {
             self.by_address.tidy();
             self.by_account.tidy();
             self.by_recipient.tidy();
+            self.by_inviting_tenant.tidy();
         }
         self.by_address.check(&address_key(address))?;
         if let Some(account) = account {
@@ -84,6 +88,13 @@ impl AuthLimits {
     /// Whether one more unrequested mail may go to `to` (an e-mail address).
     pub fn allow_mail(&self, to: &str) -> bool {
         self.by_recipient.check(&to.trim().to_lowercase()).is_ok()
+    }
+
+    /// Whether a tenant may have one more invitation mailed, to `to`: the
+    /// recipient's limit, and the tenant's own, so that nobody turns the
+    /// operator's SMTP server into a spam relay with many addresses.
+    pub fn allow_invitation_mail(&self, tenant: icehouse_api::TenantId, to: &str) -> bool {
+        self.by_inviting_tenant.check(&tenant.as_uuid()).is_ok() && self.allow_mail(to)
     }
 }
 
@@ -104,11 +115,12 @@ impl<K: std::hash::Hash + Eq + Clone> Keyed<K> {
     fn check(&self, key: &K) -> Result<(), ApiError> {
         let Some(limiter) = &self.limiter else { return Ok(()) };
         if self.full.load(Ordering::Relaxed) {
-            return Err(ApiError::TooManyRequests { retry_after_secs: 60 });
+            return Err(ApiError::TooManyRequests { retry_after_secs: 60, what: "attempts" });
         }
         limiter.check_key(key).map_err(|not_until| {
             let wait = not_until.wait_time_from(DefaultClock::default().now());
-            ApiError::TooManyRequests { retry_after_secs: wait.as_secs() + u64::from(wait.subsec_nanos() > 0) }
+            let retry_after_secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+            ApiError::TooManyRequests { retry_after_secs, what: "attempts" }
         })
     }
 
@@ -162,13 +174,15 @@ mod tests {
             per_account_per_hour: 1,
             mail_per_recipient_burst: 2,
             mail_per_recipient_per_hour: 1,
+            mail_per_tenant_burst: 1,
+            mail_per_tenant_per_hour: 1,
         });
         let (a, b, c): (IpAddr, IpAddr, IpAddr) =
             ("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap(), "10.0.0.3".parse().unwrap());
         for _ in 0..3 {
             limits.check(a, Some("ada@acme.test")).unwrap();
         }
-        let Err(ApiError::TooManyRequests { retry_after_secs }) = limits.check(a, Some("other@acme.test")) else {
+        let Err(ApiError::TooManyRequests { retry_after_secs, .. }) = limits.check(a, Some("other@acme.test")) else {
             panic!("the fourth attempt from one address passed")
         };
         assert!((1..=60).contains(&retry_after_secs), "{retry_after_secs}");
@@ -181,6 +195,10 @@ mod tests {
         assert!(limits.allow_mail("ada@acme.test") && limits.allow_mail("Ada@acme.test "));
         assert!(!limits.allow_mail("ada@acme.test"));
         assert!(limits.allow_mail("bob@acme.test"));
+        // Invitations: the tenant's own limit, then the recipient's.
+        let tenant = icehouse_api::TenantId::from_uuid(uuid::Uuid::now_v7());
+        assert!(limits.allow_invitation_mail(tenant, "carol@acme.test"));
+        assert!(!limits.allow_invitation_mail(tenant, "dave@acme.test"));
     }
 
     #[test]

@@ -40,10 +40,31 @@ pub async fn reset_for_update(tx: &mut Tx, token_hash: &[u8]) -> Result<Option<R
 }
 
 /// Sets the password and ends every session of the account (a system
-/// transaction: its refresh tokens are in every tenant it belongs to). The
-/// time of the change is this process's clock, the one that stamps access
-/// tokens, so the session issued just after it is never taken for older.
-pub async fn set_password(tx: &mut Tx, user: UserId, password_hash: &str) -> Result<(), sqlx::Error> {
+/// transaction: its refresh tokens are in every tenant it belongs to).
+///
+/// The account's row is locked first. Every path that issues a session
+/// (log-in, refresh, an accepted invitation) locks it for share before it
+/// does, so a session being issued either finishes before the change, and
+/// its refresh token is revoked here, or waits and then sees the new
+/// password. The time of the change is taken after the lock, from this
+/// process's clock: access tokens are stamped by the API processes' clocks,
+/// and a skew between processes is what this comparison can be off by.
+///
+/// With `expected`, only if that is still the account's hash (the one the
+/// caller checked the current password against); false if it is not.
+pub async fn set_password(
+    tx: &mut Tx,
+    user: UserId,
+    expected: Option<&str>,
+    password_hash: &str,
+) -> Result<bool, sqlx::Error> {
+    let current: Option<String> = sqlx::query_scalar("SELECT password_hash FROM users WHERE id = $1 FOR UPDATE")
+        .bind(user.as_uuid())
+        .fetch_optional(&mut **tx)
+        .await?;
+    if current.is_none() || expected.is_some_and(|expected| current.as_deref() != Some(expected)) {
+        return Ok(false);
+    }
     sqlx::query("UPDATE users SET password_hash = $2, password_changed_at = $3 WHERE id = $1")
         .bind(user.as_uuid())
         .bind(password_hash)
@@ -58,5 +79,24 @@ pub async fn set_password(tx: &mut Tx, user: UserId, password_hash: &str) -> Res
         .bind(user.as_uuid())
         .execute(&mut **tx)
         .await?;
-    Ok(())
+    Ok(true)
+}
+
+/// The tenants the account belongs to (for audit entries of a change that
+/// concerns all of them).
+pub async fn tenants_of(tx: &mut Tx, user: UserId) -> Result<Vec<Uuid>, sqlx::Error> {
+    sqlx::query_scalar("SELECT tenant_id FROM memberships WHERE user_id = $1")
+        .bind(user.as_uuid())
+        .fetch_all(&mut **tx)
+        .await
+}
+
+/// A reset link by its token, unlocked (a cheap look before any hashing).
+pub async fn reset_exists(tx: &mut Tx, token_hash: &[u8]) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM password_resets WHERE token_hash = $1 AND used_at IS NULL AND expires_at > now())",
+    )
+    .bind(token_hash)
+    .fetch_one(&mut **tx)
+    .await
 }

@@ -47,6 +47,14 @@ pub async fn insert_refresh(
     Ok(())
 }
 
+/// The account a refresh token belongs to, without locking anything.
+pub async fn refresh_owner(tx: &mut Tx, hash: &[u8]) -> Result<Option<Uuid>, sqlx::Error> {
+    sqlx::query_scalar("SELECT user_id FROM refresh_tokens WHERE token_hash = $1")
+        .bind(hash)
+        .fetch_optional(&mut **tx)
+        .await
+}
+
 /// The token with this hash, locked against a concurrent use of the same token.
 pub async fn refresh_for_update(tx: &mut Tx, hash: &[u8]) -> Result<Option<RefreshRow>, sqlx::Error> {
     sqlx::query_as(

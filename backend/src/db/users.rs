@@ -119,6 +119,16 @@ pub async fn insert_membership(
     .await
 }
 
+/// The account's password hash, locked against a change until the caller's
+/// transaction ends: a session is issued only if the password it was
+/// checked against is still the account's.
+pub async fn lock_password_hash(tx: &mut Tx, user: UserId) -> Result<Option<String>, sqlx::Error> {
+    sqlx::query_scalar("SELECT password_hash FROM users WHERE id = $1 FOR SHARE")
+        .bind(user.as_uuid())
+        .fetch_optional(&mut **tx)
+        .await
+}
+
 /// The user's role in the tenant, if still a member, and when the account's
 /// password last changed (access tokens from before then are refused).
 pub async fn membership_role(

@@ -17,7 +17,7 @@ const VICTIM_PASSWORD: &str = "only the cfo knows this one";
 fn mail_config(smtp: &SmtpSink) -> Config {
     let mut config = test_config();
     config.mail.smtp_host = Some("127.0.0.1".into());
-    config.mail.smtp_port = smtp.port;
+    config.mail.smtp_port = Some(smtp.port);
     config.mail.tls = MailTls::None;
     config.http.public_url = Some("http://icehouse.test".into());
     config
@@ -35,71 +35,125 @@ async fn login_as(app: &TestApp, email: &str, password: &str, tenant: Option<&st
     public(app, "/api/v1/auth/login", body).await
 }
 
+/// Signs up with verified sign-up: the link from the mail makes the tenant.
+async fn signup_verified(app: &TestApp, smtp: &SmtpSink, tenant: &str, email: &str) -> Value {
+    let before = smtp.to(email).len();
+    let body = json!({"tenant_name": tenant, "email": email, "password": PASSWORD});
+    assert_eq!(public(app, "/api/v1/auth/signup", body).await.status, StatusCode::ACCEPTED);
+    let link = smtp.wait_for(email, before + 1).await.unwrap().token().unwrap();
+    let session = public(app, "/api/v1/auth/signup/confirm", json!({"token": link})).await;
+    assert_eq!(session.status, StatusCode::CREATED, "{}", session.text);
+    session.body
+}
+
+fn verified_config(smtp: &SmtpSink) -> Config {
+    let mut config = mail_config(smtp);
+    config.auth.signup = Some(SignupMode::Verified);
+    config
+}
+
+/// The problem without its per-response id, for comparing two answers.
+fn answer(r: &Resp) -> (StatusCode, Value) {
+    let mut body = r.body.clone();
+    body.as_object_mut().map(|o| o.remove("error_id"));
+    (r.status, body)
+}
+
 /// The attack of issue 10, item 1: an admin of one tenant makes an account
-/// for another company's address, then waits for that company to add it.
+/// for another company's address with a password they know, then waits for
+/// that company to add the address. On a server as `serve` runs it.
 #[sqlx::test(migrations = "../migrations")]
 async fn a_pre_created_account_cannot_take_over_an_invited_address(pool: PgPool) {
     let smtp = SmtpSink::start().unwrap();
-    let app = spawn_with(pool, mail_config(&smtp)).await;
-    let attacker = token(&app.signup("Mallory Inc", "mallory@evil.test").await);
+    let app = spawn_with(pool, verified_config(&smtp)).await;
+    let attacker = token(&signup_verified(&app, &smtp, "Mallory Inc", "mallory@evil.test").await);
 
     // The old way in is gone: no tenant sets the password of an account.
     let old =
         app.post("/api/v1/users", &attacker, json!({"email": VICTIM, "role": "viewer", "password": ATTACKER_PASSWORD}));
     old.await.assert_problem(405, None);
 
-    // The attacker invites the address to their own tenant and, holding the
-    // link, makes the account with a password of their own, then leaves.
+    // The attacker invites the address to their own tenant and holds the
+    // link the answer shows; it makes no account, whatever password comes with it.
     let link = app.invite(&attacker, VICTIM, "viewer").await;
-    let made = app.accept(&link, ATTACKER_PASSWORD).await;
-    assert_eq!(made.status, StatusCode::CREATED, "{}", made.text);
-    let (attacker_refresh, victim_id) = (made.body["refresh_token"].clone(), made.body["user"]["id"].clone());
-    let victim_id = victim_id.as_str().unwrap();
-    assert_eq!(app.delete(&format!("/api/v1/users/{victim_id}"), &attacker).await.status, StatusCode::NO_CONTENT);
+    let refused = app.accept(&link, ATTACKER_PASSWORD).await;
+    refused.assert_problem(401, None);
+    let mut tx = icehouse_backend::db::begin_system(&app.pool).await.unwrap();
+    let accounts: i64 = sqlx::query_scalar("SELECT count(*) FROM users WHERE lower(email) = $1")
+        .bind(VICTIM)
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(accounts, 0, "the admin's link made an account");
 
-    // The victim's admin invites the address; the link goes to it by mail.
-    let admin = app.signup("Victim Corp", "admin@victim.test").await;
-    let victim_tenant = admin["tenant"]["id"].as_str().unwrap().to_string();
+    // The victim's admin invites the address; its link goes to it by mail,
+    // and that one (not the admin's copy) makes the account.
+    let admin = signup_verified(&app, &smtp, "Victim Corp", "admin@victim.test").await;
     let created = app.post("/api/v1/invitations", &token(&admin), json!({"email": VICTIM, "role": "admin"})).await;
     assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
     assert_eq!(created.body["mail"], "sent");
     let mail = smtp.wait_for(VICTIM, 2).await.unwrap();
     assert!(mail.subject.contains("Victim Corp"), "{mail:?}");
     assert!(mail.body.contains("http://icehouse.test/invitations/accept#token="), "{mail:?}");
-    let victim_link = mail.token().unwrap();
-    assert_eq!(victim_link, created.body["token"].as_str().unwrap());
+    let mailed_link = mail.token().unwrap();
+    assert_ne!(mailed_link, created.body["token"].as_str().unwrap(), "the mailed link is not the one shown");
 
-    // The attacker's password opens nothing in the victim's tenant, and
-    // accepting the invitation needs the account's password, which a guess is not.
-    login_as(&app, VICTIM, ATTACKER_PASSWORD, Some(&victim_tenant)).await.assert_problem(401, None);
-    app.accept(&victim_link, "a guess at the password").await.assert_problem(401, None);
-    let members = app.get("/api/v1/users", &token(&admin)).await;
-    assert_eq!(members.body["items"].as_array().unwrap().len(), 1, "{}", members.text);
+    // The admin's link tells nothing about which addresses have accounts: a
+    // wrong password for the admin's account answers as the victim's address did.
+    let probe = app.invite(&attacker, "admin@victim.test", "viewer").await;
+    assert_eq!(answer(&app.accept(&probe, ATTACKER_PASSWORD).await), answer(&refused));
 
-    // The address's owner takes the account back by e-mail: every way the
-    // attacker had in closes.
-    let asked = public(&app, "/api/v1/auth/password-reset", json!({"email": VICTIM})).await;
-    assert_eq!(asked.status, StatusCode::ACCEPTED, "{}", asked.text);
-    let reset = smtp.wait_for(VICTIM, 3).await.unwrap();
-    assert!(reset.subject.contains("Reset"), "{reset:?}");
-    let reset_token = reset.token().unwrap();
-    let body = json!({"token": reset_token, "new_password": VICTIM_PASSWORD});
-    assert_eq!(public(&app, "/api/v1/auth/password-reset/confirm", body.clone()).await.status, StatusCode::NO_CONTENT);
-    public(&app, "/api/v1/auth/password-reset/confirm", body).await.assert_problem(404, None);
-    app.accept(&victim_link, ATTACKER_PASSWORD).await.assert_problem(401, None);
-    let refresh = public(&app, "/api/v1/auth/refresh", json!({"refresh_token": attacker_refresh})).await;
-    refresh.assert_problem(401, None);
-
-    // The owner joins with their own password, as the role they were invited to, once.
-    let joined = app.accept(&victim_link, VICTIM_PASSWORD).await;
-    assert_eq!(joined.status, StatusCode::OK, "{}", joined.text);
+    let joined = app.accept(&mailed_link, VICTIM_PASSWORD).await;
+    assert_eq!(joined.status, StatusCode::CREATED, "{}", joined.text);
     assert_eq!(
         (joined.body["tenant"]["name"].as_str(), joined.body["role"].as_str()),
         (Some("Victim Corp"), Some("admin"))
     );
-    app.accept(&victim_link, VICTIM_PASSWORD).await.assert_problem(404, None);
-    login_as(&app, VICTIM, ATTACKER_PASSWORD, Some(&victim_tenant)).await.assert_problem(401, None);
-    assert_eq!(login_as(&app, VICTIM, VICTIM_PASSWORD, Some(&victim_tenant)).await.status, StatusCode::OK);
+    app.accept(&mailed_link, VICTIM_PASSWORD).await.assert_problem(404, None);
+    // The account is the owner's alone: the attacker's password opens nothing,
+    // and a log-in lands in the victim's tenant, the only one it belongs to.
+    login_as(&app, VICTIM, ATTACKER_PASSWORD, None).await.assert_problem(401, None);
+    let own = login_as(&app, VICTIM, VICTIM_PASSWORD, None).await;
+    assert_eq!(own.body["tenant"]["name"], "Victim Corp", "{}", own.text);
+    // The attacker's own invitation still cannot be taken up by them.
+    app.accept(&link, ATTACKER_PASSWORD).await.assert_problem(401, None);
+}
+
+/// A reset by e-mail ends every session of the account, in every tenant.
+#[sqlx::test(migrations = "../migrations")]
+async fn a_reset_ends_every_session_of_the_account(pool: PgPool) {
+    let smtp = SmtpSink::start().unwrap();
+    let app = spawn_with(pool, mail_config(&smtp)).await;
+    let first = app.signup("Acme", "ada@acme.test").await;
+    let other_owner = token(&app.signup("Bobs", "bob@bobs.test").await);
+    let invitation = app.invite(&other_owner, "ada@acme.test", "viewer").await;
+    let second = app.accept(&invitation, PASSWORD).await;
+    assert_eq!(second.status, StatusCode::OK, "{}", second.text);
+
+    assert_eq!(
+        public(&app, "/api/v1/auth/password-reset", json!({"email": "ada@acme.test"})).await.status,
+        StatusCode::ACCEPTED
+    );
+    let reset = smtp.wait_for("ada@acme.test", 2).await.unwrap();
+    assert!(reset.subject.contains("Reset"), "{reset:?}");
+    assert!(reset.body.contains("http://icehouse.test/password-reset#token="), "{reset:?}");
+    let body = json!({"token": reset.token().unwrap(), "new_password": VICTIM_PASSWORD});
+    assert_eq!(public(&app, "/api/v1/auth/password-reset/confirm", body.clone()).await.status, StatusCode::NO_CONTENT);
+    public(&app, "/api/v1/auth/password-reset/confirm", body).await.assert_problem(404, None);
+
+    for session in [&first, &second.body] {
+        app.get("/api/v1/me", &token(session)).await.assert_problem(401, None);
+        let refresh = json!({"refresh_token": session["refresh_token"]});
+        public(&app, "/api/v1/auth/refresh", refresh).await.assert_problem(401, None);
+    }
+    login_as(&app, "ada@acme.test", PASSWORD, None).await.assert_problem(401, None);
+    let after = login_as(&app, "ada@acme.test", VICTIM_PASSWORD, None).await;
+    assert_eq!(after.status, StatusCode::OK, "{}", after.text);
+    // Recorded in both tenants.
+    let audit = app.get("/api/v1/audit", &other_owner).await;
+    assert!(audit.text.contains("user.password_reset"), "{}", audit.text);
+    assert!(app.get("/api/v1/audit", &token(&after.body)).await.text.contains("user.password_reset"));
 }
 
 /// Verified sign-up, member invitations and reset requests answer the same
@@ -157,16 +211,26 @@ async fn signup_invitations_and_resets_tell_nobody_which_addresses_have_accounts
     assert!(smtp.to("nobody@acme.test").is_empty());
 }
 
-/// Without mail, verified sign-up and reset say so; invitations still work,
-/// their link shown to the admin only.
+/// Without mail, verified sign-up and reset say so; an invitation's link is
+/// shown to the admin and lets only an existing account in.
 #[sqlx::test(migrations = "../migrations")]
-async fn without_mail_links_are_shown_and_reset_is_unavailable(pool: PgPool) {
+async fn without_mail_an_invitation_admits_only_existing_accounts(pool: PgPool) {
+    let app = spawn(pool.clone()).await;
+    let owner = token(&app.signup("Acme", "ada@acme.test").await);
+    app.signup("Bobs", "bob@bobs.test").await;
     let mut config = test_config();
     config.auth.signup = Some(SignupMode::Verified);
     let app = spawn_with(pool, config).await;
-    let body = json!({"tenant_name": "Acme", "email": "ada@acme.test", "password": PASSWORD});
+    let body = json!({"tenant_name": "Other", "email": "carol@acme.test", "password": PASSWORD});
     public(&app, "/api/v1/auth/signup", body).await.assert_problem(503, None);
     public(&app, "/api/v1/auth/password-reset", json!({"email": "ada@acme.test"})).await.assert_problem(503, None);
+
+    let created = app.post("/api/v1/invitations", &owner, json!({"email": "carol@acme.test", "role": "viewer"})).await;
+    assert_eq!((created.status, created.body["mail"].as_str()), (StatusCode::CREATED, Some("not_configured")));
+    assert!(created.body["url"].as_str().unwrap().contains("/invitations/accept#token="), "{}", created.text);
+    app.accept(created.body["token"].as_str().unwrap(), PASSWORD).await.assert_problem(401, None);
+    let bob = app.invite(&owner, "bob@bobs.test", "viewer").await;
+    assert_eq!(app.accept(&bob, PASSWORD).await.status, StatusCode::OK);
 }
 
 #[sqlx::test(migrations = "../migrations")]
@@ -247,10 +311,33 @@ async fn an_invitation_works_once_for_its_address_until_withdrawn_or_expired(poo
     let eve = app.invite(&boss, "eve@acme.test", "owner").await;
     let frank = app.invite(&boss, "frank@acme.test", "admin").await;
     let boss_id = app.get("/api/v1/me", &boss).await.body["principal"]["id"].as_str().unwrap().to_string();
-    app.patch(&format!("/api/v1/users/{boss_id}"), &owner, json!({"role": "admin"})).await;
+    let demoted = app.patch(&format!("/api/v1/users/{boss_id}"), &owner, json!({"role": "admin"})).await;
+    assert_eq!(demoted.status, StatusCode::OK, "{}", demoted.text);
     app.accept(&eve, PASSWORD).await.assert_problem(404, None);
+    assert!(
+        open_addresses(&app, &owner).await.contains(&"frank@acme.test".to_string()),
+        "an admin may still invite admins"
+    );
     assert_eq!(app.delete(&format!("/api/v1/users/{boss_id}"), &owner).await.status, StatusCode::NO_CONTENT);
+    assert!(!open_addresses(&app, &owner).await.contains(&"frank@acme.test".to_string()));
     app.accept(&frank, PASSWORD).await.assert_problem(404, None);
+
+    // An admin cannot quietly replace an invitation as owner.
+    let admin = app.member(&owner, "adam@acme.test", "admin").await;
+    app.invite(&owner, "grace@acme.test", "owner").await;
+    app.post("/api/v1/invitations", &admin, json!({"email": "grace@acme.test", "role": "viewer"}))
+        .await
+        .assert_problem(403, None);
+
+    // Pages: more invitations than a page holds come page by page.
+    for n in 0..55 {
+        app.invite(&owner, &format!("page{n}@acme.test"), "viewer").await;
+    }
+    let first = app.get("/api/v1/invitations?limit=50", &owner).await;
+    assert_eq!(first.body["items"].as_array().unwrap().len(), 50);
+    let cursor = first.body["next_cursor"].as_str().expect("a next page").to_string();
+    let rest = app.get(&format!("/api/v1/invitations?limit=50&cursor={cursor}"), &owner).await;
+    assert_eq!(rest.body["items"].as_array().unwrap().len(), 56 - 50, "{}", rest.text);
 }
 
 #[sqlx::test(migrations = "../migrations")]
@@ -267,4 +354,10 @@ async fn reset_requests_are_limited_per_address_and_their_mail_per_recipient(poo
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     let mails = smtp.to("ada@acme.test");
     assert_eq!(mails.len(), 5, "the recipient's burst: {mails:?}");
+}
+
+/// The addresses of the open invitations.
+async fn open_addresses(app: &TestApp, owner: &str) -> Vec<String> {
+    let r = app.get("/api/v1/invitations?limit=200", owner).await;
+    r.body["items"].as_array().unwrap().iter().map(|i| i["email"].as_str().unwrap().to_string()).collect()
 }

@@ -161,8 +161,15 @@ pub fn Login() -> impl IntoView {
 
 /// The `#token=…` of the e-mailed link this page was opened with.
 fn link_token() -> Option<String> {
-    let hash = web_sys::window()?.location().hash().ok()?;
-    fragment_param(&hash, "token")
+    let window = web_sys::window()?;
+    let location = window.location();
+    let token = fragment_param(&location.hash().ok()?, "token")?;
+    // Out of the address bar and the history entry, so the single-use
+    // secret does not linger where the next person at the browser finds it.
+    if let (Ok(history), Ok(path)) = (window.history(), location.pathname()) {
+        let _ = history.replace_state_with_url(&wasm_bindgen::JsValue::NULL, "", Some(&path));
+    }
+    Some(token)
 }
 
 /// An error to show before anything was sent.
