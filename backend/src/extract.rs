@@ -2,6 +2,8 @@
 //! a JSON body (parsed with the path of the failing field, then validated),
 //! path parameters and query strings.
 
+use std::net::IpAddr;
+
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::header::CONTENT_TYPE;
@@ -10,6 +12,7 @@ use icehouse_api::{FieldError, Validate};
 use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
+use crate::state::AppState;
 
 /// A JSON request body, deserialized strictly and then validated.
 pub struct ApiJson<T>(pub T);
@@ -184,20 +187,85 @@ where
     }
 }
 
-/// The client's address: the TCP peer of the connection (the server is
-/// served with [`crate::into_service`], which records it).
-pub struct ClientAddr(pub std::net::IpAddr);
+/// The client's address: the TCP peer of the connection ([`crate::serve`]
+/// records it), or, when that peer is a trusted proxy (`http.trusted_proxies`),
+/// the address its `X-Forwarded-For` names ([`client_address`]).
+pub struct ClientAddr(pub IpAddr);
 
-impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
+impl FromRequestParts<AppState> for ClientAddr {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        parts
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let peer = parts
             .extensions
             .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-            .map(|info| ClientAddr(info.0.ip()))
+            .map(|info| info.0.ip())
             .ok_or_else(|| {
-                ApiError::internal(anyhow::anyhow!("no peer address: serve with icehouse_backend::into_service"))
-            })
+            ApiError::internal(anyhow::anyhow!("no peer address: serve with icehouse_backend::serve"))
+        })?;
+        Ok(ClientAddr(client_address(peer, &parts.headers, &state.trusted_proxies)))
+    }
+}
+
+/// The client behind `peer`: `X-Forwarded-For` is read from the right (the
+/// hop the nearest proxy added) past every trusted proxy, and the first
+/// address that is not one is the client. Anything left of it is whatever
+/// the client claimed, so it is never believed; neither is the header when
+/// `peer` is not trusted. An entry that is not an address ends the walk at
+/// the last trusted hop.
+pub fn client_address(peer: IpAddr, headers: &axum::http::HeaderMap, trusted: &[ipnet::IpNet]) -> IpAddr {
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
+    if !is_trusted(&peer) {
+        return peer;
+    }
+    let hops: Vec<&str> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .collect();
+    let mut client = peer;
+    for hop in hops.iter().rev() {
+        let Some(ip) = hop.parse::<IpAddr>().ok().or_else(|| hop.parse::<std::net::SocketAddr>().ok().map(|a| a.ip()))
+        else {
+            break;
+        };
+        client = ip;
+        if !is_trusted(&ip) {
+            break;
+        }
+    }
+    client
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::HeaderMap;
+
+    use super::client_address;
+
+    #[test]
+    fn forwarded_for_counts_only_behind_a_trusted_proxy() {
+        let trusted: Vec<ipnet::IpNet> = vec!["10.0.0.0/8".parse().unwrap(), "192.0.2.7/32".parse().unwrap()];
+        let headers = |values: &[&str]| {
+            let mut h = HeaderMap::new();
+            for v in values {
+                h.append("x-forwarded-for", v.parse().unwrap());
+            }
+            h
+        };
+        let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+        // A direct client's header is its own claim.
+        assert_eq!(client_address(ip("203.0.113.9"), &headers(&["1.2.3.4"]), &trusted), ip("203.0.113.9"));
+        // Behind proxies: the first untrusted hop from the right, whatever the client put left of it.
+        let chain = headers(&["6.6.6.6, 198.51.100.1", "192.0.2.7"]);
+        assert_eq!(client_address(ip("10.1.2.3"), &chain, &trusted), ip("198.51.100.1"));
+        assert_eq!(client_address(ip("10.1.2.3"), &headers(&["[2001:db8::1]:443"]), &trusted), ip("2001:db8::1"));
+        // No header, or garbage where the client's address should be: the proxy itself.
+        assert_eq!(client_address(ip("10.1.2.3"), &HeaderMap::new(), &trusted), ip("10.1.2.3"));
+        assert_eq!(client_address(ip("10.1.2.3"), &headers(&["not an address"]), &trusted), ip("10.1.2.3"));
+        // Nothing trusted: the header never counts.
+        assert_eq!(client_address(ip("10.1.2.3"), &headers(&["1.2.3.4"]), &[]), ip("10.1.2.3"));
     }
 }

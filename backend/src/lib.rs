@@ -13,12 +13,12 @@ pub mod extract;
 pub mod mail;
 pub mod query;
 pub mod scheduler;
+pub mod serve;
 pub mod state;
 pub mod ui;
 
 pub use icehouse_workers::secrets as crypto;
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::http::{header, HeaderName};
@@ -76,12 +76,6 @@ pub fn router(state: AppState) -> Router {
         )
         .layer(SetSensitiveHeadersLayer::new([header::AUTHORIZATION, header::COOKIE]))
         .layer(SetRequestIdLayer::new(x_request_id, MakeRequestUuid))
-}
-
-/// The router as a service that records each connection's peer address
-/// (the rate limits of log-in and sign-up key on it): what `axum::serve` takes.
-pub fn into_service(router: Router) -> axum::extract::connect_info::IntoMakeServiceWithConnectInfo<Router, SocketAddr> {
-    router.into_make_service_with_connect_info::<SocketAddr>()
 }
 
 fn panic_response() -> Response {

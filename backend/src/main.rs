@@ -93,6 +93,9 @@ async fn serve(mut config: Config) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {}", config.http.bind))?;
     let addr = listener.local_addr()?;
+    if config.http.public_url.is_none() && config.mail.smtp_host.is_some() && addr.ip().is_unspecified() {
+        tracing::warn!(%addr, "links in mails will name an unspecified address; set http.public_url");
+    }
     config.http.public_url.get_or_insert_with(|| format!("http://{addr}"));
     if config.mail.smtp_host.is_none() {
         tracing::warn!(
@@ -103,29 +106,37 @@ async fn serve(mut config: Config) -> anyhow::Result<()> {
     let (stop, stop_rx) = tokio::sync::watch::channel(false);
 
     let dead_after = std::time::Duration::from_secs(config.worker.lease_ttl_secs * 3);
+    // The scheduler and the in-process worker have pools of their own: a
+    // burst of API requests (or a slow bucket behind them) cannot starve
+    // leases and commits, nor they the API.
     let scheduler = tokio::spawn(scheduler::run(
-        pool.clone(),
+        icehouse_workers::pool(&config.database.url, 4).await?,
         config.database.url.clone(),
         dead_after,
         config.audit.retention_days,
         stop_rx.clone(),
     ));
-    let worker = config.worker.in_process.then(|| {
-        let (pool, secrets, wc) = (pool.clone(), SecretBox::new(&master_key), config.worker.clone());
-        tokio::spawn(icehouse_workers::runtime::run_worker(pool, secrets, wc, stop_rx.clone()))
-    });
+    let worker = match config.worker.in_process {
+        false => None,
+        true => {
+            let pool = icehouse_workers::pool(&config.database.url, config.database.max_connections).await?;
+            let (secrets, wc) = (SecretBox::new(&master_key), config.worker.clone());
+            Some(tokio::spawn(icehouse_workers::runtime::run_worker(pool, secrets, wc, stop_rx.clone())))
+        }
+    };
 
+    let config_http = config.http.clone();
     let app = icehouse_backend::router(AppState::new(pool, config)?);
     println!(
         "Icehouse is running at http://{addr}  (API: http://{addr}/api/v1, spec: http://{addr}/api/v1/openapi.json)"
     );
-    axum::serve(listener, icehouse_backend::into_service(app))
-        .with_graceful_shutdown(async move {
-            shutdown_signal().await;
-            let _ = stop.send(true);
-        })
-        .await
-        .context("serving HTTP")?;
+    let http = config_http;
+    icehouse_backend::serve::serve(listener, app, &http, async move {
+        shutdown_signal().await;
+        let _ = stop.send(true);
+    })
+    .await
+    .context("serving HTTP")?;
     // In-flight batches are committed before the leases are given back.
     if let Some(worker) = worker {
         worker.await??;

@@ -9,7 +9,8 @@
 //! planner's `SQLOptions`; DataFusion has no file-reading table functions
 //! unless registered, and none are.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
@@ -43,38 +44,128 @@ pub struct QueryOutput {
 }
 
 /// Runs `sql` for `tenant`: at most `max_rows` rows, within the configured
-/// time and memory. Mistakes in the SQL are field errors on `sql`.
+/// time and memory, and within the service's concurrency limits (429 past
+/// them). Mistakes in the SQL are field errors on `sql`.
+///
+/// The plan is made here; it runs on [`QUERY_RUNTIME`], so a CPU-bound query
+/// shares the cores with the API instead of taking its worker threads. A
+/// query whose caller goes away (or that runs out of time) is aborted.
 pub async fn run(state: &AppState, tenant: TenantId, sql: &str, max_rows: usize) -> ApiResult<QueryOutput> {
     let started = Instant::now();
     let timeout = Duration::from_millis(state.config.query.timeout_ms);
-    let work = async {
+    let too_long =
+        || ApiError::field("sql", format!("the query ran longer than {} s and was cancelled", timeout.as_secs_f64()));
+    let _slot = state.query_slots.take(tenant)?;
+    let plan = async {
         let ctx = session(state)?;
         let statement = parse_select(&ctx, sql)?;
         let references = ctx.state().resolve_table_references(&statement).map_err(sql_error)?;
         register_tables(state, tenant, &ctx, &references).await?;
         let options = SQLOptions::new().with_allow_ddl(false).with_allow_dml(false).with_allow_statements(false);
         let df = ctx.sql_with_options(sql, options).await.map_err(sql_error)?;
-        let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
         // One row past the limit tells whether the result was cut.
-        let mut stream =
-            df.limit(0, Some(max_rows + 1)).map_err(sql_error)?.execute_stream().await.map_err(sql_error)?;
-        let mut batches = Vec::new();
-        let mut rows = 0;
-        while let Some(batch) = stream.try_next().await.map_err(sql_error)? {
-            rows += batch.num_rows();
-            batches.push(batch);
-        }
-        let truncated = rows > max_rows;
-        if truncated {
-            batches = cut(batches, max_rows);
-        }
-        Ok::<_, ApiError>(QueryOutput { schema, batches, truncated, elapsed: Duration::ZERO })
+        df.limit(0, Some(max_rows + 1)).map_err(sql_error)
     };
-    let mut out = tokio::time::timeout(timeout, work).await.map_err(|_| {
-        ApiError::field("sql", format!("the query ran longer than {} s and was cancelled", timeout.as_secs_f64()))
-    })??;
+    let df = tokio::time::timeout(timeout, plan).await.map_err(|_| too_long())??;
+    let result_limit = state.config.query.memory_limit_mb * 1024 * 1024;
+    let task = QUERY_RUNTIME.spawn(execute(df, max_rows, result_limit));
+    let _abort = AbortOnDrop(task.abort_handle());
+    let left = timeout.saturating_sub(started.elapsed());
+    let mut out = match tokio::time::timeout(left, task).await {
+        Err(_) => return Err(too_long()),
+        Ok(Err(join)) => return Err(ApiError::internal(anyhow::anyhow!("the query task failed: {join}"))),
+        Ok(Ok(out)) => out?,
+    };
     out.elapsed = started.elapsed();
     Ok(out)
+}
+
+/// Runs the plan and collects its rows; what is collected counts against
+/// the query's memory limit too (the operators' own limit does not see it).
+async fn execute(df: datafusion::dataframe::DataFrame, max_rows: usize, result_limit: usize) -> ApiResult<QueryOutput> {
+    let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+    let mut stream = df.execute_stream().await.map_err(sql_error)?;
+    let (mut batches, mut rows, mut bytes) = (Vec::new(), 0, 0);
+    while let Some(batch) = stream.try_next().await.map_err(sql_error)? {
+        rows += batch.num_rows();
+        bytes += batch.get_array_memory_size();
+        if bytes > result_limit {
+            return Err(ApiError::field(
+                "sql",
+                format!("the result needs more than the {} MiB a query may use", result_limit >> 20),
+            ));
+        }
+        batches.push(batch);
+    }
+    let truncated = rows > max_rows;
+    if truncated {
+        batches = cut(batches, max_rows);
+    }
+    Ok(QueryOutput { schema, batches, truncated, elapsed: Duration::ZERO })
+}
+
+/// The runtime queries execute on: its own threads, one per core.
+static QUERY_RUNTIME: LazyLock<tokio::runtime::Runtime> = LazyLock::new(|| {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(std::thread::available_parallelism().map_or(2, |n| n.get()))
+        .thread_name("icehouse-query")
+        .enable_all()
+        .build()
+        .expect("the query runtime starts")
+});
+
+struct AbortOnDrop(tokio::task::AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// How many queries run at once, overall and per tenant: past either, a
+/// query is refused with 429 instead of queueing behind the others.
+pub struct QuerySlots {
+    overall: usize,
+    per_tenant: usize,
+    running: Mutex<(usize, HashMap<TenantId, usize>)>,
+}
+
+/// A running query's place; given back when dropped.
+pub struct QuerySlot<'a> {
+    slots: &'a QuerySlots,
+    tenant: TenantId,
+}
+
+impl QuerySlots {
+    pub fn new(overall: usize, per_tenant: usize) -> QuerySlots {
+        QuerySlots { overall: overall.max(1), per_tenant: per_tenant.max(1), running: Mutex::default() }
+    }
+
+    pub fn take(&self, tenant: TenantId) -> ApiResult<QuerySlot<'_>> {
+        let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        let (total, by_tenant) = &mut *running;
+        let mine = by_tenant.entry(tenant).or_default();
+        if *total >= self.overall || *mine >= self.per_tenant {
+            return Err(ApiError::TooManyRequests { retry_after_secs: 1, what: "queries running" });
+        }
+        *total += 1;
+        *mine += 1;
+        Ok(QuerySlot { slots: self, tenant })
+    }
+}
+
+impl Drop for QuerySlot<'_> {
+    fn drop(&mut self) {
+        let mut running = self.slots.running.lock().unwrap_or_else(|e| e.into_inner());
+        let (total, by_tenant) = &mut *running;
+        *total -= 1;
+        if let Some(mine) = by_tenant.get_mut(&self.tenant) {
+            *mine -= 1;
+            if *mine == 0 {
+                by_tenant.remove(&self.tenant);
+            }
+        }
+    }
 }
 
 fn session(state: &AppState) -> ApiResult<SessionContext> {
@@ -113,6 +204,7 @@ async fn register_tables(
     let mut tx = db::begin_tenant(&state.pool, tenant).await?;
     let destinations = db::destinations::list(&mut tx, tenant, None, i64::from(i32::MAX) - 1).await?;
     let catalog = ctx.catalog("datafusion").ok_or_else(|| ApiError::internal(anyhow::anyhow!("no default catalog")))?;
+    let mut wanted = Vec::new();
     for reference in references {
         let (namespace, name) = match reference {
             TableReference::Partial { schema, table } => (schema.to_string(), table.to_string()),
@@ -129,19 +221,27 @@ async fn register_tables(
         let mut found = None;
         for dest in &destinations {
             let Some(wh) = warehouse(dest, &state.secrets) else { continue };
-            if let Some(table) = ice::load_table(&mut tx, &wh, &namespace, &name).await? {
+            if let Some(location) = ice::table_pointer(&mut tx, &wh, &namespace, &name).await? {
                 if found.is_some() {
                     return Err(ApiError::field(
                         "sql",
                         format!("`{namespace}.{name}` exists in more than one destination"),
                     ));
                 }
-                found = Some((wh, table));
+                found = Some((wh, location));
             }
         }
-        let Some((wh, loaded)) = found else {
+        let Some((wh, location)) = found else {
             return Err(ApiError::field("sql", format!("table `{namespace}.{name}` does not exist")));
         };
+        wanted.push((reference, namespace, name, wh, location));
+    }
+    tx.commit().await?;
+
+    // The metadata files are read with no transaction open (a slow bucket
+    // holds no database connection).
+    for (reference, namespace, name, wh, location) in wanted {
+        let loaded = ice::load_at(&wh, &namespace, &name, location).await?;
         let table = Table::builder()
             .metadata(loaded.metadata)
             .metadata_location(loaded.metadata_location)
@@ -160,7 +260,6 @@ async fn register_tables(
         }
         ctx.register_table(reference.clone(), Arc::new(provider)).map_err(ApiError::internal)?;
     }
-    tx.commit().await?;
     Ok(())
 }
 

@@ -9,6 +9,7 @@ use crate::auth::tokens::JwtKeys;
 use crate::config::Config;
 use crate::crypto::SecretBox;
 use crate::mail::Mailer;
+use crate::query::QuerySlots;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -18,6 +19,9 @@ pub struct AppState {
     pub secrets: SecretBox,
     pub auth_limits: Arc<AuthLimits>,
     pub mailer: Arc<Mailer>,
+    /// `http.trusted_proxies`, parsed.
+    pub trusted_proxies: Arc<Vec<ipnet::IpNet>>,
+    pub query_slots: Arc<QuerySlots>,
 }
 
 impl AppState {
@@ -26,6 +30,8 @@ impl AppState {
         let public_url = config.http.public_url.clone().unwrap_or_else(|| format!("http://{}", config.http.bind));
         Ok(Self {
             mailer: Arc::new(Mailer::new(&config.mail, &public_url)?),
+            trusted_proxies: Arc::new(config.http.trusted_proxy_ranges()?),
+            query_slots: Arc::new(QuerySlots::new(config.query.max_concurrent, config.query.max_concurrent_per_tenant)),
             pool,
             jwt: Arc::new(JwtKeys::new(&jwt_secret, config.auth.access_token_ttl_secs)),
             secrets: SecretBox::new(&master_key),

@@ -8,6 +8,10 @@ use crate::pipelines::ColumnMapping;
 /// The most messages one sample reads.
 pub const MAX_SAMPLE: u32 = 100;
 
+/// The most bytes of a sampled message's key or value shown as text; the
+/// rest is cut (the check against the columns still sees the whole message).
+pub const MAX_SAMPLE_TEXT_BYTES: usize = 64 * 1024;
+
 /// What to do with nested JSON objects in a suggestion.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -55,6 +59,12 @@ pub struct SampledMessage {
     /// The value as text (invalid UTF-8 replaced); absent for a tombstone.
     #[serde(default)]
     pub value: Option<String>,
+    /// Whether the key or the value was cut to 64 KiB for showing.
+    #[serde(default)]
+    pub truncated: bool,
+    /// The value's whole length in bytes.
+    #[serde(default)]
+    pub value_bytes: usize,
     /// Why this message would go to the dead-letter table with the checked
     /// columns; absent when it fits.
     #[serde(default)]

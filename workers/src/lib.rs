@@ -35,12 +35,19 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
 /// Connects to Postgres and brings the schema up to date.
 pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<PgPool> {
     use anyhow::Context;
-    let pool = PgPoolOptions::new()
+    let pool = pool(url, max_connections).await?;
+    MIGRATOR.run(&pool).await.context("running migrations")?;
+    Ok(pool)
+}
+
+/// A pool of its own, without running the migrations (for a second pool of
+/// the same process: the scheduler's, the in-process worker's).
+pub async fn pool(url: &str, max_connections: u32) -> anyhow::Result<PgPool> {
+    use anyhow::Context;
+    PgPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(Duration::from_secs(10))
         .connect(url)
         .await
-        .context("connecting to Postgres (database.url)")?;
-    MIGRATOR.run(&pool).await.context("running migrations")?;
-    Ok(pool)
+        .context("connecting to Postgres (database.url)")
 }

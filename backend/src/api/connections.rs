@@ -10,7 +10,7 @@ use icehouse_api::connections::{
 };
 use icehouse_api::pagination::{ListParams, Page};
 use icehouse_api::pipelines::{validate_topic, CompiledMapping, Mapping, MessageFormat};
-use icehouse_api::sample::{SampleRequest, SampleResponse, SampledMessage, MAX_SAMPLE};
+use icehouse_api::sample::{SampleRequest, SampleResponse, SampledMessage, MAX_SAMPLE, MAX_SAMPLE_TEXT_BYTES};
 use icehouse_api::validate::Validator;
 use icehouse_api::{ConnectionId, Problem, Role};
 use icehouse_workers::formats::RowDecoder;
@@ -301,16 +301,31 @@ pub async fn sample(
     let messages = messages
         .into_iter()
         .zip(problems)
-        .map(|(m, problem)| SampledMessage {
-            partition: m.partition,
-            offset: m.offset,
-            timestamp: m.timestamp_ms.and_then(chrono::DateTime::from_timestamp_millis),
-            key: m.key.as_deref().map(|k| String::from_utf8_lossy(k).into_owned()),
-            value: m.value.as_deref().map(|v| String::from_utf8_lossy(v).into_owned()),
-            problem,
+        .map(|(m, problem)| {
+            let (key, key_cut) = shown(m.key.as_deref());
+            let (value, value_cut) = shown(m.value.as_deref());
+            SampledMessage {
+                partition: m.partition,
+                offset: m.offset,
+                timestamp: m.timestamp_ms.and_then(chrono::DateTime::from_timestamp_millis),
+                key,
+                value,
+                truncated: key_cut || value_cut,
+                value_bytes: m.value.as_ref().map_or(0, Vec::len),
+                problem,
+            }
         })
         .collect();
     Ok(Json(SampleResponse { messages, suggestion, misfits }))
+}
+
+/// Bytes as text for showing (invalid UTF-8 replaced), cut to
+/// [`MAX_SAMPLE_TEXT_BYTES`]; whether it was cut.
+fn shown(bytes: Option<&[u8]>) -> (Option<String>, bool) {
+    let Some(bytes) = bytes else { return (None, false) };
+    let cut = bytes.len() > MAX_SAMPLE_TEXT_BYTES;
+    let text = String::from_utf8_lossy(&bytes[..bytes.len().min(MAX_SAMPLE_TEXT_BYTES)]).into_owned();
+    (Some(text), cut)
 }
 
 /// Runs each message through the real decoder of `mapping`: `None` where it

@@ -20,7 +20,8 @@ use crate::state::AppState;
     request_body = QueryRequest,
     responses(
         (status = 200, body = QueryResult),
-        (status = 422, description = "Not a valid read-only query", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Not a valid read-only query, or one over its time or memory", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many queries running (the tenant's, or the server's); `Retry-After` says when to try again", body = Problem, content_type = "application/problem+json"),
         (status = 502, description = "A warehouse could not be reached", body = Problem, content_type = "application/problem+json")
     )
 )]

@@ -24,16 +24,22 @@ pub async fn list(State(state): State<AppState>, ctx: RequestContext) -> ApiResu
     ctx.require(Role::Viewer)?;
     let mut tx = db::begin_tenant(&state.pool, ctx.tenant_id).await?;
     let destinations = db::destinations::list(&mut tx, ctx.tenant_id, None, i64::from(i32::MAX) - 1).await?;
-    let mut out = Vec::new();
+    let mut pointers = Vec::new();
     for dest in &destinations {
         let Some(warehouse) = warehouse(dest, &state.secrets) else { continue };
-        for (namespace, name) in ice::list_tables(&mut tx, &warehouse).await? {
-            if let Some(table) = ice::load_table(&mut tx, &warehouse, &namespace, &name).await? {
-                out.push(summary(&warehouse, &namespace, &name, &table));
-            }
-        }
+        let tables = ice::table_pointers(&mut tx, &warehouse).await?;
+        pointers.push((warehouse, tables));
     }
     tx.commit().await?;
+    // The metadata files are read with no transaction open: a slow or
+    // silent bucket holds no database connection while it is waited for.
+    let mut out = Vec::new();
+    for (warehouse, tables) in &pointers {
+        for (namespace, name, location) in tables {
+            let table = ice::load_at(warehouse, namespace, name, location.clone()).await?;
+            out.push(summary(warehouse, namespace, name, &table));
+        }
+    }
     Ok(Json(out))
 }
 
@@ -57,10 +63,19 @@ pub async fn get(
     }
     let mut tx = db::begin_tenant(&state.pool, ctx.tenant_id).await?;
     let destinations = db::destinations::list(&mut tx, ctx.tenant_id, None, i64::from(i32::MAX) - 1).await?;
+    let mut found = None;
     for dest in &destinations {
         let Some(warehouse) = warehouse(dest, &state.secrets) else { continue };
-        if let Some(table) = ice::load_table(&mut tx, &warehouse, &namespace, &name).await? {
-            tx.commit().await?;
+        if let Some(location) = ice::table_pointer(&mut tx, &warehouse, &namespace, &name).await? {
+            found = Some((warehouse, location));
+            break;
+        }
+    }
+    tx.commit().await?;
+    // As in `list`: the metadata file is read with no transaction open.
+    {
+        if let Some((warehouse, location)) = found {
+            let table = ice::load_at(&warehouse, &namespace, &name, location).await?;
             let md = &table.metadata;
             let mut snapshots: Vec<SnapshotInfo> = md
                 .snapshots()

@@ -221,3 +221,41 @@ async fn a_session_ends_at_its_max_age_however_often_refreshed(pool: PgPool) {
     r.assert_problem(401, None);
     assert_eq!(r.body["detail"], "this session is too old; log in again");
 }
+
+/// Behind a trusted reverse proxy the limits count the client its
+/// `X-Forwarded-For` names; from anyone else the header is ignored.
+#[sqlx::test(migrations = "../migrations")]
+async fn forwarded_for_counts_only_from_a_trusted_proxy(pool: PgPool) {
+    let mut config = test_config();
+    config.auth.limits.per_address_burst = 3;
+    config.auth.limits.per_address_per_minute = 1;
+    // The tests' client is 127.0.0.1; 127.0.0.2 is not trusted.
+    config.http.trusted_proxies = "127.0.0.1/32".into();
+    let app = spawn_with(pool, config).await;
+    let login = |http: reqwest::Client, forwarded: &'static str, n: u32| {
+        let url = app.url("/api/v1/auth/login");
+        async move {
+            let body = json!({"email": format!("nobody{n}@acme.test"), "password": "not the password"});
+            http.post(url).header("x-forwarded-for", forwarded).json(&body).send().await.unwrap().status()
+        }
+    };
+    let proxy = app.http.clone();
+    for n in 0..3 {
+        assert_eq!(login(proxy.clone(), "203.0.113.1", n).await, StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(login(proxy.clone(), "203.0.113.1", 3).await, StatusCode::TOO_MANY_REQUESTS);
+    // Another client behind the same proxy has its own count; what a client
+    // writes left of the proxy's entry changes nothing.
+    assert_eq!(login(proxy.clone(), "203.0.113.2", 4).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(login(proxy.clone(), "203.0.113.2, 203.0.113.1", 5).await, StatusCode::TOO_MANY_REQUESTS);
+
+    // A direct client cannot pick its address with the header.
+    let direct = reqwest::Client::builder().local_address("127.0.0.2".parse::<std::net::IpAddr>().unwrap()).build();
+    let direct = direct.unwrap();
+    let forged = ["198.51.100.1", "198.51.100.2", "198.51.100.3", "198.51.100.4"];
+    let mut statuses = vec![];
+    for (n, forwarded) in forged.into_iter().enumerate() {
+        statuses.push(login(direct.clone(), forwarded, 10 + n as u32).await);
+    }
+    assert_eq!(statuses.last(), Some(&StatusCode::TOO_MANY_REQUESTS), "{statuses:?}");
+}

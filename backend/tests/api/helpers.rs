@@ -67,11 +67,13 @@ pub async fn spawn(pool: PgPool) -> TestApp {
 }
 
 pub async fn spawn_with(pool: PgPool, config: Config) -> TestApp {
+    let http = config.http.clone();
     let state = AppState::new(pool.clone(), config).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
-        axum::serve(listener, icehouse_backend::into_service(icehouse_backend::router(state))).await.unwrap()
+        let router = icehouse_backend::router(state);
+        icehouse_backend::serve::serve(listener, router, &http, std::future::pending()).await.unwrap()
     });
     TestApp { addr, http: reqwest::Client::new(), pool }
 }

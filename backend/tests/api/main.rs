@@ -9,6 +9,7 @@ mod invitations;
 mod kafka;
 mod openapi;
 mod pipeline_tables;
+mod query_limits;
 mod retention;
 mod roles;
 mod secrets;

@@ -37,3 +37,113 @@ async fn a_warehouse_that_cannot_be_written_is_a_502_and_no_pipeline(pool: PgPoo
     assert_eq!(app.count("iceberg_tables").await, 0);
     std::fs::remove_dir_all(&root).unwrap();
 }
+
+/// Item 7 of the security issue: what a tenant's endpoint answers is not
+/// echoed. An "S3" that refuses everything with a body of its choosing (here
+/// a canary) yields a kind and a short message, never that body.
+#[sqlx::test(migrations = "../migrations")]
+async fn an_object_stores_error_body_is_never_echoed(pool: PgPool) {
+    const CANARY: &str = "CANARY-7f3a <script>alert(1)</script>";
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut stream, _)) = listener.accept().await else { return };
+            tokio::spawn(async move {
+                use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                let mut buf = vec![0u8; 64 * 1024];
+                let _ = stream.read(&mut buf).await;
+                let body = format!(
+                    "<?xml version=\"1.0\"?><Error><Code>AccessDenied</Code><Message>{CANARY}</Message></Error>"
+                );
+                let answer = format!(
+                    "HTTP/1.1 403 Forbidden\r\ncontent-type: application/xml\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = stream.write_all(answer.as_bytes()).await;
+            });
+        }
+    });
+
+    let app = spawn(pool).await;
+    let t = token(&app.signup("Acme", "ada@acme.test").await);
+    let c = app.post("/api/v1/connections", &t, connection_body("kafka")).await;
+    let d = app
+        .post(
+            "/api/v1/destinations",
+            &t,
+            json!({"name": "lake", "warehouse_uri": "s3://bucket/wh", "s3_endpoint": endpoint, "s3_region": "us-east-1",
+                   "s3_access_key_id": "AKIDEXAMPLE", "s3_secret_access_key": "secret", "default_namespace": "raw"}),
+        )
+        .await;
+    // Either the destination or the pipeline that writes into it meets the refusal.
+    let failed = if d.status == StatusCode::CREATED {
+        let (cid, did) = (c.body["id"].as_str().unwrap(), d.body["id"].as_str().unwrap());
+        app.post("/api/v1/pipelines", &t, pipeline_body("orders", cid, did, "orders")).await
+    } else {
+        d
+    };
+    failed.assert_problem(502, None);
+    assert!(!failed.text.contains("CANARY") && !failed.text.contains("<Error>"), "{}", failed.text);
+    assert!(failed.text.contains("access denied by the object store"), "{}", failed.text);
+}
+
+/// Item 9 of the security issue: a bucket that accepts connections and never
+/// answers holds no database connection while it is waited for, so with 50
+/// such requests in flight the health checks and another tenant's tables
+/// still answer at once.
+#[sqlx::test(migrations = "../migrations")]
+async fn a_silent_bucket_does_not_take_the_pool(pool: PgPool) {
+    // A tarpit: connections are accepted and held, and nothing is ever sent.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = listener.accept().await {
+            held.push(stream);
+        }
+    });
+    let mut config = test_config();
+    config.database.max_connections = 8;
+    config.http.request_timeout_secs = 8;
+    let app = spawn_with(pool, config).await;
+    let slow = token(&app.signup("Slow", "ada@slow.test").await);
+    let other = token(&app.signup("Other", "bob@other.test").await);
+    let d = app
+        .post(
+            "/api/v1/destinations",
+            &slow,
+            json!({"name": "lake", "warehouse_uri": "s3://bucket/wh", "s3_endpoint": endpoint, "s3_region": "us-east-1",
+                   "s3_access_key_id": "AKIDEXAMPLE", "s3_secret_access_key": "secret", "default_namespace": "raw"}),
+        )
+        .await;
+    assert_eq!(d.status, StatusCode::CREATED, "{}", d.text);
+    // A table in the catalog whose metadata file is behind the tarpit.
+    let mut tx = icehouse_backend::db::begin_system(&app.pool).await.unwrap();
+    sqlx::query("INSERT INTO iceberg_tables (catalog_name, table_namespace, table_name, metadata_location) VALUES ($1, 'raw', 't', $2)")
+        .bind(d.body["id"].as_str().unwrap())
+        .bind("s3://bucket/wh/raw/t/metadata/00001-0195e8a6-8c3e-7c1a-9b7e-3b6a3c1e2f40.metadata.json")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+
+    let mut stuck = Vec::new();
+    for _ in 0..50 {
+        let (http, url, slow) = (app.http.clone(), app.url("/api/v1/tables"), slow.clone());
+        stuck.push(tokio::spawn(async move { http.get(url).bearer_auth(slow).send().await.map(|r| r.status()) }));
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    assert!(stuck.iter().all(|t| !t.is_finished()), "the tarpit answered");
+    for (path, bearer) in [("/healthz", ""), ("/readyz", ""), ("/api/v1/tables", other.as_str())] {
+        let asked = std::time::Instant::now();
+        let r = app.get(path, bearer).await;
+        assert_eq!(r.status, StatusCode::OK, "{path}: {}", r.text);
+        assert!(asked.elapsed() < std::time::Duration::from_secs(1), "{path} took {:?}", asked.elapsed());
+    }
+    // The stuck ones end by the request timeout (503), or the store client's own (502).
+    for task in stuck {
+        let status = task.await.unwrap().unwrap();
+        assert!(matches!(status.as_u16(), 502 | 503), "{status}");
+    }
+}

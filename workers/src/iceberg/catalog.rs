@@ -159,13 +159,28 @@ pub async fn create_table(
 
 /// The table's current metadata, or `None` if there is no such table. A
 /// table whose metadata file is gone is a `NotFound` error, not `None`: the
-/// catalog says it exists.
+/// catalog says it exists. Reads the file over `conn`'s transaction; where
+/// none must stay open across storage I/O, read the pointer with
+/// [`table_pointer`] and the file with [`load_at`].
 pub async fn load_table(
     conn: &mut PgConnection,
     wh: &Warehouse,
     namespace: &str,
     name: &str,
 ) -> LakeResult<Option<LoadedTable>> {
+    match table_pointer(conn, wh, namespace, name).await? {
+        None => Ok(None),
+        Some(metadata_location) => load_at(wh, namespace, name, metadata_location).await.map(Some),
+    }
+}
+
+/// Where the table's current metadata file is, if there is such a table.
+pub async fn table_pointer(
+    conn: &mut PgConnection,
+    wh: &Warehouse,
+    namespace: &str,
+    name: &str,
+) -> LakeResult<Option<String>> {
     let row: Option<(Option<String>,)> = sqlx::query_as(
         "SELECT metadata_location FROM iceberg_tables
          WHERE catalog_name = $1 AND table_namespace = $2 AND table_name = $3
@@ -177,11 +192,34 @@ pub async fn load_table(
     .fetch_optional(&mut *conn)
     .await
     .with_context(|| format!("table {namespace}.{name}: reading its catalog row"))?;
-    let Some((Some(metadata_location),)) = row else {
-        return Ok(None);
-    };
+    Ok(row.and_then(|(location,)| location))
+}
+
+/// Every table of the warehouse with its metadata pointer, as (namespace,
+/// name, metadata location), in name order.
+pub async fn table_pointers(conn: &mut PgConnection, wh: &Warehouse) -> LakeResult<Vec<(String, String, String)>> {
+    let rows: Vec<(String, String, String)> = sqlx::query_as(
+        "SELECT table_namespace, table_name, metadata_location FROM iceberg_tables
+         WHERE catalog_name = $1 AND (iceberg_type = 'TABLE' OR iceberg_type IS NULL) AND metadata_location IS NOT NULL
+         ORDER BY table_namespace, table_name",
+    )
+    .bind(&wh.catalog_name)
+    .fetch_all(&mut *conn)
+    .await
+    .context("listing tables")?;
+    Ok(rows)
+}
+
+/// The table as its metadata file at `metadata_location` describes it; no
+/// database involved.
+pub async fn load_at(
+    wh: &Warehouse,
+    namespace: &str,
+    name: &str,
+    metadata_location: String,
+) -> LakeResult<LoadedTable> {
     let metadata = read_metadata(wh, &metadata_location).await.with_context(|| format!("table {namespace}.{name}"))?;
-    Ok(Some(LoadedTable { namespace: namespace.to_string(), name: name.to_string(), metadata_location, metadata }))
+    Ok(LoadedTable { namespace: namespace.to_string(), name: name.to_string(), metadata_location, metadata })
 }
 
 async fn read_metadata(wh: &Warehouse, metadata_location: &str) -> LakeResult<TableMetadata> {

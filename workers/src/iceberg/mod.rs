@@ -51,7 +51,9 @@ use iceberg_storage_opendal::OpenDalStorageFactory;
 use icehouse_api::destinations::WarehouseUri;
 use uuid::Uuid;
 
-pub use catalog::{create_table, list_tables, load_table, partition_by, swap_pointer};
+pub use catalog::{
+    create_table, list_tables, load_at, load_table, partition_by, swap_pointer, table_pointer, table_pointers,
+};
 pub use commit::{
     discard_prepared, finish_commit, has_commit, live_files, prepare_append, prepare_commit, CommitRequest, LiveFile,
     PreparedCommit, COMMIT_ID_KEY,

@@ -15,6 +15,14 @@ use rdkafka::{Offset, TopicPartitionList};
 use super::KafkaSettings;
 use crate::mapping::KafkaMessage;
 
+/// Bytes one fetch of a sample may ask for, over all partitions.
+const FETCH_MAX_BYTES: usize = 8 << 20;
+/// …and per partition.
+const PARTITION_FETCH_MAX_BYTES: usize = 1 << 20;
+/// The largest response accepted from the broker (librdkafka wants room
+/// above the fetch size for the protocol's framing).
+const RECEIVE_MAX_BYTES: usize = FETCH_MAX_BYTES + (1 << 20);
+
 /// Why a sample could not be taken.
 #[derive(Debug, thiserror::Error)]
 pub enum SampleError {
@@ -51,7 +59,15 @@ fn sample_blocking(
         .set("group.id", "icehouse-sampler")
         .set("enable.auto.commit", "false")
         .set("enable.partition.eof", "true")
-        .set("socket.connection.setup.timeout.ms", timeout.as_millis().max(1000).to_string());
+        .set("socket.connection.setup.timeout.ms", timeout.as_millis().max(1000).to_string())
+        // A tenant's broker decides what it sends: bound what one sample
+        // reads and queues. A single message bigger than the fetch sizes
+        // still comes (the protocol allows it), up to the receive cap; a
+        // bigger one fails the sample instead of filling memory.
+        .set("fetch.max.bytes", FETCH_MAX_BYTES.to_string())
+        .set("max.partition.fetch.bytes", PARTITION_FETCH_MAX_BYTES.to_string())
+        .set("receive.message.max.bytes", RECEIVE_MAX_BYTES.to_string())
+        .set("queued.max.messages.kbytes", (FETCH_MAX_BYTES / 1024).to_string());
     let consumer: BaseConsumer = config.create().context("creating the Kafka consumer").map_err(kafka)?;
     let md = consumer.fetch_metadata(Some(topic), left()).context("fetching topic metadata").map_err(kafka)?;
     let Some(t) = md.topics().iter().find(|t| t.name() == topic) else {

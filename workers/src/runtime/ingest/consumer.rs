@@ -67,6 +67,35 @@ pub fn connect(spec: &PipelineSpec) -> anyhow::Result<KafkaConsumer> {
     config.create_with_context(ErrorContext::default()).context("creating the Kafka consumer")
 }
 
+/// The slice's consumer, closed on the blocking pool when the slice ends:
+/// librdkafka's close and destroy wait for its threads (and for brokers that
+/// may not answer), which must not stall an async worker thread that other
+/// slices' tasks run on.
+pub struct SliceConsumer(Option<Arc<KafkaConsumer>>);
+
+impl SliceConsumer {
+    pub fn new(consumer: KafkaConsumer) -> SliceConsumer {
+        SliceConsumer(Some(Arc::new(consumer)))
+    }
+}
+
+impl std::ops::Deref for SliceConsumer {
+    type Target = Arc<KafkaConsumer>;
+    fn deref(&self) -> &Arc<KafkaConsumer> {
+        self.0.as_ref().expect("present until dropped")
+    }
+}
+
+impl Drop for SliceConsumer {
+    fn drop(&mut self) {
+        let Some(consumer) = self.0.take() else { return };
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => drop(runtime.spawn_blocking(move || drop(consumer))),
+            Err(_) => drop(consumer),
+        }
+    }
+}
+
 /// The topic's partition ids, sorted. librdkafka's metadata call blocks, so
 /// it runs off the async threads.
 pub async fn partitions_of(consumer: &Arc<KafkaConsumer>, topic: &str, max: usize) -> anyhow::Result<Vec<i32>> {

@@ -72,7 +72,7 @@ pub async fn run(
     let table_schema = table.arrow_schema()?;
     let tables: Arc<Tables> = Arc::new(tokio::sync::Mutex::new((table, dead_table)));
 
-    let consumer = Arc::new(consumer::connect(&spec)?);
+    let consumer = consumer::SliceConsumer::new(consumer::connect(&spec)?);
     let mut topic_partitions = loop {
         match consumer::partitions_of(&consumer, &spec.topic, config.max_topic_partitions).await {
             Ok(p) => break p,

@@ -1,0 +1,99 @@
+//! The HTTP server: the router on hyper, with the limits `axum::serve` does
+//! not set, so slow or numerous clients cannot hold the server for others.
+//!
+//! - A client has `http.header_read_timeout_secs` to send a request's
+//!   headers (hyper's HTTP/1 header timer): a slowloris client that trickles
+//!   one header byte a second is cut off instead of holding its connection.
+//! - The body is read by the handler, inside `http.request_timeout_secs`
+//!   (the tower timeout in [`crate::router`]), so a slow body is cut off too.
+//! - At most `http.max_connections` connections are open at once; past it
+//!   new ones wait in the kernel's queue until one closes, so memory and file
+//!   descriptors stay bounded.
+//!
+//! Shutdown is graceful: no new connections, each open one finishes its
+//! request in flight, and the call returns once all are closed.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::connect_info::ConnectInfo;
+use axum::Router;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto::Builder;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tokio::sync::{watch, Semaphore};
+use tower::ServiceExt;
+
+use crate::config::HttpConfig;
+
+/// Serves `router` on `listener` until `shutdown` completes, then drains.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    http: &HttpConfig,
+    shutdown: impl Future<Output = ()> + Send,
+) -> std::io::Result<()> {
+    let max_connections = http.max_connections.clamp(1, Semaphore::MAX_PERMITS as u32);
+    let slots = Arc::new(Semaphore::new(max_connections as usize));
+    let header_timeout = Duration::from_secs(http.header_read_timeout_secs.max(1));
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut shutdown = std::pin::pin!(shutdown);
+
+    loop {
+        // A slot first: past the cap, connections wait in the listen queue.
+        let slot = tokio::select! {
+            slot = slots.clone().acquire_owned() => slot.expect("the semaphore is never closed"),
+            () = &mut shutdown => break,
+        };
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(err) => {
+                    // Out of file descriptors and the like: wait instead of spinning.
+                    tracing::warn!(error = %err, "accepting a connection failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        // The peer's address, as `into_make_service_with_connect_info` would put it.
+        let service = router.clone().map_request(move |mut req: http::Request<hyper::body::Incoming>| {
+            req.extensions_mut().insert(ConnectInfo(peer));
+            req
+        });
+        let service = TowerToHyperService::new(service);
+        let mut stop = stop_rx.clone();
+        tokio::spawn(async move {
+            let _slot = slot;
+            let mut builder = Builder::new(TokioExecutor::new());
+            builder.http1().timer(TokioTimer::new()).header_read_timeout(header_timeout);
+            let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+            let mut conn = std::pin::pin!(conn);
+            tokio::select! {
+                result = conn.as_mut() => log_end(peer, result),
+                // (The guard `wait_for` returns is dropped at once: it is not `Send`.)
+                () = async { drop(stop.wait_for(|stop| *stop).await) } => {
+                    conn.as_mut().graceful_shutdown();
+                    log_end(peer, conn.await);
+                }
+            }
+        });
+    }
+
+    drop(listener);
+    let _ = stop_tx.send(true);
+    // Every slot back means every connection has closed.
+    let _all = slots.acquire_many(max_connections).await;
+    Ok(())
+}
+
+fn log_end(peer: SocketAddr, result: Result<(), Box<dyn std::error::Error + Send + Sync>>) {
+    if let Err(err) = result {
+        tracing::debug!(%peer, error = %err, "connection ended");
+    }
+}

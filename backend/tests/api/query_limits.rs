@@ -1,0 +1,99 @@
+//! Item 11 of the security issue: the query service's limits are real. Each
+//! query built to run for ever or to take all memory answers 422 within its
+//! limit, the server keeps answering meanwhile, and a tenant cannot run more
+//! than its share at once.
+
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use serde_json::json;
+use sqlx::PgPool;
+
+use crate::helpers::*;
+
+fn limited_config() -> icehouse_backend::config::Config {
+    let mut config = test_config();
+    config.query.timeout_ms = 3000;
+    config.query.memory_limit_mb = 64;
+    config.query.max_concurrent_per_tenant = 2;
+    config
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn hostile_queries_meet_their_limits_and_the_server_keeps_serving(pool: PgPool) {
+    let app = spawn_with(pool, limited_config()).await;
+    let t = token(&app.signup("Acme", "ada@acme.test").await);
+    // What each is, and what its refusal must say: table functions are not
+    // offered at all (a table is `namespace.table`), the rest meet the time
+    // or memory limit, or the regex engine's own size limit.
+    const LIMIT: &[&str] = &["longer than 3 s", "more memory", "more than the 64 MiB"];
+    let hostile: [(&str, &str, &[&str]); 6] = [
+        ("a huge range", "SELECT count(*) FROM range(1000000000000)", &["namespace"]),
+        ("a huge generate_series", "SELECT sum(value) FROM generate_series(1, 1000000000000)", &["namespace"]),
+        ("repeat 1e9", "SELECT repeat('x', 1000000000) AS s", LIMIT),
+        (
+            "a sorted cross join",
+            "WITH RECURSIVE r AS (SELECT 1 AS n UNION ALL SELECT n + 1 FROM r WHERE n < 200000) \
+             SELECT a.n * b.n AS v FROM r a CROSS JOIN r b ORDER BY v DESC",
+            LIMIT,
+        ),
+        (
+            "a recursive CTE",
+            "WITH RECURSIVE r AS (SELECT 1 AS n UNION ALL SELECT n + 1 FROM r) SELECT count(*) FROM r",
+            LIMIT,
+        ),
+        ("a deep regex", "SELECT regexp_like('a', repeat('(a|', 5000) || 'a' || repeat(')', 5000)) AS m", &["regex"]),
+    ];
+    for (what, sql, reasons) in hostile {
+        let (http, url, bearer) = (app.http.clone(), app.url("/api/v1/query"), t.clone());
+        let started = Instant::now();
+        let query = tokio::spawn(async move {
+            let r = http.post(url).bearer_auth(bearer).json(&json!({"sql": sql})).send().await.unwrap();
+            (r.status(), r.text().await.unwrap())
+        });
+        // While it runs, the server answers at once.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let asked = Instant::now();
+        assert_eq!(app.get("/healthz", "").await.status, StatusCode::OK);
+        assert!(asked.elapsed() < Duration::from_secs(1), "{what}: /healthz took {:?}", asked.elapsed());
+        let (status, text) = query.await.unwrap();
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{what}: {text}");
+        assert!(text.contains("\"field\":\"sql\""), "{what}: {text}");
+        assert!(reasons.iter().any(|r| text.contains(r)), "{what}: {text}");
+        // Its limit is 3 s, plus the time to notice.
+        assert!(started.elapsed() < Duration::from_secs(8), "{what} took {:?}", started.elapsed());
+        println!("{what}: 422 after {:?}: {text:.160}", started.elapsed());
+    }
+    // The cancelled ones stopped: a small query has the query threads to itself.
+    let asked = Instant::now();
+    let one = app.post("/api/v1/query", &t, json!({"sql": "SELECT 1 AS one"})).await;
+    assert_eq!(one.status, StatusCode::OK, "{}", one.text);
+    assert!(asked.elapsed() < Duration::from_secs(1), "SELECT 1 took {:?}", asked.elapsed());
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_tenant_runs_at_most_its_share_of_queries_at_once(pool: PgPool) {
+    let app = spawn_with(pool, limited_config()).await;
+    let a = token(&app.signup("Acme", "ada@acme.test").await);
+    let b = token(&app.signup("Bobs", "bob@bobs.test").await);
+    let slow =
+        json!({"sql": "WITH RECURSIVE r AS (SELECT 1 AS n UNION ALL SELECT n + 1 FROM r) SELECT count(*) FROM r"});
+    let mut running = Vec::new();
+    for _ in 0..2 {
+        let (http, url, bearer, body) = (app.http.clone(), app.url("/api/v1/query"), a.clone(), slow.clone());
+        running.push(tokio::spawn(async move {
+            http.post(url).bearer_auth(bearer).json(&body).send().await.unwrap().status()
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let third = app.post("/api/v1/query", &a, json!({"sql": "SELECT 1 AS one"})).await;
+    third.assert_problem(429, None);
+    // Another tenant is not held up by them.
+    let other = app.post("/api/v1/query", &b, json!({"sql": "SELECT 1 AS one"})).await;
+    assert_eq!(other.status, StatusCode::OK, "{}", other.text);
+    for r in running {
+        assert_eq!(r.await.unwrap(), StatusCode::UNPROCESSABLE_ENTITY);
+    }
+    // Their places are given back.
+    assert_eq!(app.post("/api/v1/query", &a, json!({"sql": "SELECT 1 AS one"})).await.status, StatusCode::OK);
+}
