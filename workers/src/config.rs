@@ -86,8 +86,12 @@ pub struct WorkerConfig {
     pub max_message_bytes: usize,
     /// A batch is committed at this many messages even before its flush interval.
     pub batch_max_messages: usize,
-    /// …or at this many bytes of message values.
+    /// …or at this many bytes of messages (keys, values and headers).
     pub batch_max_bytes: usize,
+    /// A commit (data files, metadata, the pointer and offsets) still running
+    /// after this long is given up, and the slice starts again: a bucket that
+    /// stops answering holds neither a pause nor a shutdown for ever.
+    pub commit_timeout_secs: u64,
     /// A topic the broker says has more partitions than this is refused (a
     /// hostile broker could otherwise have a million slices planned).
     pub max_topic_partitions: usize,
@@ -103,6 +107,7 @@ impl Default for WorkerConfig {
             max_message_bytes: 1024 * 1024,
             batch_max_messages: 250_000,
             batch_max_bytes: 64 * 1024 * 1024,
+            commit_timeout_secs: 120,
             max_topic_partitions: crate::kafka::MAX_TOPIC_PARTITIONS,
         }
     }

@@ -239,3 +239,127 @@ async fn an_unreachable_s3_warehouse_is_a_clear_error() {
     drop(server);
     db.drop_now().await.unwrap();
 }
+
+/// A TCP proxy in front of moto that, once told to, stops answering: every
+/// connection (open or new) is held and nothing more is passed either way.
+struct Tarpit {
+    endpoint: String,
+    hang: tokio::sync::watch::Sender<bool>,
+}
+
+impl Tarpit {
+    async fn start(upstream: &str) -> Tarpit {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let endpoint = format!("http://{}", listener.local_addr().unwrap());
+        let upstream = upstream.trim_start_matches("http://").to_string();
+        let (hang, hung) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((mut client, _)) = listener.accept().await {
+                if *hung.borrow() {
+                    held.push(client);
+                    continue;
+                }
+                let (upstream, mut hung) = (upstream.clone(), hung.clone());
+                tokio::spawn(async move {
+                    let Ok(mut server) = tokio::net::TcpStream::connect(&upstream).await else { return };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                        () = async { drop(hung.wait_for(|h| *h).await) } => {
+                            // Silent from now on: the client's socket stays open.
+                            drop(server);
+                            std::future::pending::<()>().await;
+                        }
+                    }
+                });
+            }
+        });
+        Tarpit { endpoint, hang }
+    }
+}
+
+/// Item 10 of the security issue: a pipeline whose bucket stops answering
+/// is paused, and another pipeline on the same worker keeps committing
+/// every second all the while; the hung one reaches `paused` once its
+/// commit meets the commit deadline.
+#[tokio::test]
+async fn a_hung_bucket_stalls_only_its_own_pipeline() {
+    let moto = Moto::start().await;
+    moto.boto3(&format!("s3.create_bucket(Bucket='{BUCKET}')"));
+    let tarpit = Tarpit::start(&moto.endpoint).await;
+    let broker = Broker::start_memory().await.unwrap();
+    for topic in ["hung", "fine"] {
+        broker.create_topic(topic, PARTITIONS).await.unwrap();
+        produce(&broker.addr, topic, 0..100).await;
+    }
+    let db = TestDb::create("icehouse_e2e_s3").await.unwrap();
+    let mut env = test_env(&db.url);
+    env.push(("ICEHOUSE__WORKER__IN_PROCESS".into(), "true".into()));
+    env.push(("ICEHOUSE__WORKER__COMMIT_TIMEOUT_SECS".into(), "8".into()));
+    env.push(("ICEHOUSE__WORKER__MAX_MESSAGE_BYTES".into(), MAX_MESSAGE_BYTES.to_string()));
+    let server = Server::start("serve", &env, &std::env::temp_dir()).unwrap();
+    let api = Api::signup(&server.base_url).await.unwrap();
+    let c =
+        api.post("/api/v1/connections", json!({"name": "local", "bootstrap_servers": [broker.addr]})).await.unwrap();
+    let s3 = api
+        .post(
+            "/api/v1/destinations",
+            json!({"name": "s3", "warehouse_uri": format!("s3://{BUCKET}/hung"), "s3_endpoint": tarpit.endpoint,
+                   "s3_region": REGION, "s3_access_key_id": KEY_ID, "s3_secret_access_key": SECRET}),
+        )
+        .await
+        .unwrap();
+    let local = std::env::temp_dir().join(format!("icehouse-e2e-wh-{}", uuid::Uuid::new_v4().simple()));
+    let disk = api
+        .post("/api/v1/destinations", json!({"name": "disk", "warehouse_uri": format!("file://{}", local.display())}));
+    let disk = disk.await.unwrap();
+    let mut pipelines = Vec::new();
+    for (topic, dest) in [("hung", &s3), ("fine", &disk)] {
+        let body = json!({"name": topic, "connection_id": c["id"], "topic": topic, "destination_id": dest["id"],
+                          "table_name": topic, "mapping": mapping(), "flush_interval_ms": 250});
+        let p = api.post("/api/v1/pipelines", body).await.unwrap();
+        pipelines.push(p["id"].as_str().unwrap_or_else(|| panic!("{p}")).to_string());
+    }
+    let (hung, fine) = (pipelines[0].clone(), pipelines[1].clone());
+    let good = (0..100).filter(|i| message(*i).1.is_none()).count();
+    wait_for_total(&api, &hung, 100, Duration::from_secs(60)).await;
+    wait_for_total(&api, &fine, 100, Duration::from_secs(60)).await;
+
+    // The bucket goes silent with a batch on its way; then the pipeline is paused.
+    tarpit.hang.send(true).unwrap();
+    produce(&broker.addr, "hung", 100..200).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    api.post(&format!("/api/v1/pipelines/{hung}/pause"), json!({})).await.unwrap();
+
+    // The other pipeline commits every second meanwhile.
+    let rows = |s: &Value| s["rows_committed"].as_i64().unwrap_or(0);
+    let mut last = rows(&api.get(&format!("/api/v1/pipelines/{fine}/status")).await.unwrap());
+    let mut last_change = Instant::now();
+    let mut longest = Duration::ZERO;
+    let mut next = 200;
+    let started = Instant::now();
+    let mut hung_state = String::new();
+    while started.elapsed() < Duration::from_secs(15) {
+        produce(&broker.addr, "fine", next..next + 10).await;
+        next += 10;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let now = rows(&api.get(&format!("/api/v1/pipelines/{fine}/status")).await.unwrap());
+        if now > last {
+            longest = longest.max(last_change.elapsed());
+            (last, last_change) = (now, Instant::now());
+        }
+        hung_state = api.get(&format!("/api/v1/pipelines/{hung}/status")).await.unwrap()["state"]
+            .as_str()
+            .unwrap_or("")
+            .to_string();
+    }
+    longest = longest.max(last_change.elapsed());
+    println!("the other pipeline's longest wait between commits: {longest:?}; the hung one is {hung_state}");
+    assert!(longest < Duration::from_millis(2500), "the other pipeline went {longest:?} without a commit");
+    assert!(last as usize > good, "the other pipeline committed nothing new: {last}");
+    assert_eq!(hung_state, "paused", "the hung pipeline did not reach paused within 15 s");
+
+    drop(server);
+    db.drop_now().await.unwrap();
+    let _ = std::fs::remove_dir_all(&local);
+}

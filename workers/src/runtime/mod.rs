@@ -17,7 +17,7 @@ use icehouse_api::pipelines::DesiredState;
 use sqlx::postgres::PgListener;
 use sqlx::PgPool;
 use tokio::sync::watch;
-use tokio::task::JoinHandle;
+use tokio::task::{JoinHandle, JoinSet};
 use uuid::Uuid;
 
 use crate::config::WorkerConfig;
@@ -67,6 +67,10 @@ pub async fn run_worker(
     let mut tick = tokio::time::interval(Duration::from_millis(config.heartbeat_ms));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut wakeups = Wakeups::default();
+    // Slices being stopped, each in a task of its own: a slice whose commit
+    // hangs (a bucket that stopped answering) must not hold the heartbeat,
+    // and with it every other slice's lease.
+    let mut stopping = JoinSet::new();
 
     loop {
         tokio::select! {
@@ -74,15 +78,25 @@ pub async fn run_worker(
             () = wakeups.next(&pool) => {}
             _ = shutdown.changed() => break,
         }
-        if let Err(e) = step(&pool, &secrets, &config, &mut worker_id, &mut running).await {
+        if let Err(e) = step(&pool, &secrets, &config, &mut worker_id, &mut running, &mut stopping).await {
             tracing::warn!(error = format!("{e:#}"), "worker step failed; retrying");
+        }
+        while let Some(stopped) = stopping.try_join_next() {
+            if let Err(e) = stopped {
+                tracing::warn!(error = %e, "stopping a slice failed");
+            }
         }
     }
 
     for (_, r) in running.drain() {
-        let lease = r.stop(Signal::Drain).await;
-        let _ = lease::release(&pool, &lease, SliceState::Starting).await;
+        let pool = pool.clone();
+        stopping.spawn(async move {
+            let lease = r.stop(Signal::Drain).await;
+            let _ = lease::release(&pool, &lease, SliceState::Starting).await;
+        });
     }
+    // Each stop is bounded by the commit deadline (`worker.commit_timeout_secs`).
+    while stopping.join_next().await.is_some() {}
     lease::deregister(&pool, worker_id).await?;
     Ok(())
 }
@@ -136,6 +150,7 @@ async fn step(
     config: &WorkerConfig,
     worker_id: &mut Uuid,
     running: &mut HashMap<SliceKey, Running>,
+    stopping: &mut JoinSet<()>,
 ) -> anyhow::Result<()> {
     let ttl = Duration::from_secs(config.lease_ttl_secs);
     let Some(held) = lease::heartbeat(pool, *worker_id, ttl).await? else {
@@ -143,7 +158,9 @@ async fn step(
         // held is free or someone else's. Start over as a new worker.
         tracing::warn!(worker_id = %*worker_id, "this worker was declared dead; dropping its slices and registering again");
         for (_, r) in running.drain() {
-            r.stop(Signal::Abandon).await;
+            stopping.spawn(async move {
+                r.stop(Signal::Abandon).await;
+            });
         }
         *worker_id = Uuid::now_v7();
         lease::register(pool, *worker_id).await?;
@@ -178,12 +195,20 @@ async fn step(
         let r = running.remove(&key).expect("present");
         if !still_ours {
             tracing::info!(pipeline = %key.0, slice = key.1, epoch = r.lease.epoch, "slice lease lost; stopping");
-            r.stop(Signal::Abandon).await;
+            stopping.spawn(async move {
+                r.stop(Signal::Abandon).await;
+            });
             continue;
         }
-        let lease = r.stop(Signal::Drain).await;
+        // The lease stays ours (and renewed) until the slice has drained.
         let state = if wanted.contains_key(&key.0) && !should_run { SliceState::Paused } else { SliceState::Starting };
-        lease::release(pool, &lease, state).await?;
+        let pool = pool.clone();
+        stopping.spawn(async move {
+            let lease = r.stop(Signal::Drain).await;
+            if let Err(e) = lease::release(&pool, &lease, state).await {
+                tracing::warn!(pipeline = %lease.pipeline_id, slice = lease.slice, error = format!("{e:#}"), "releasing a slice failed");
+            }
+        });
     }
 
     let free = config.max_pipelines.saturating_sub(running.len());

@@ -20,6 +20,7 @@ mod consumer;
 mod health;
 
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -68,7 +69,16 @@ pub async fn run(
     mut signal: watch::Receiver<Signal>,
 ) -> anyhow::Result<Exit> {
     let warehouse = Arc::new(spec.warehouse()?);
-    let (table, dead_table) = ensure_tables(&pool, &warehouse, &spec).await?;
+    let deadline = Duration::from_secs(config.commit_timeout_secs.max(1));
+    // Bounded like a commit: a silent bucket must not hold the slice (and
+    // the connection of the transaction the tables are made in) for ever.
+    let (table, dead_table) =
+        tokio::time::timeout(deadline, ensure_tables(&pool, &warehouse, &spec)).await.map_err(|_| {
+            anyhow::anyhow!(
+                "the tables could not be loaded within {} s (is the warehouse answering?)",
+                deadline.as_secs()
+            )
+        })??;
     let table_schema = table.arrow_schema()?;
     let tables: Arc<Tables> = Arc::new(tokio::sync::Mutex::new((table, dead_table)));
 
@@ -199,7 +209,7 @@ pub async fn run(
             }
             if how == Signal::Drain && !policy.is_empty() {
                 let batch = take_batch(&mut decoder, &mut dead, &mut next_offsets, &mut policy);
-                if commit(&pool, &warehouse, &tables, &lease, batch).await? == Committed::LeaseLost {
+                if within(deadline, commit(&pool, &warehouse, &tables, &lease, batch)).await? == Committed::LeaseLost {
                     return Ok(Exit::LeaseLost);
                 }
             }
@@ -218,9 +228,28 @@ pub async fn run(
             }
             let batch = take_batch(&mut decoder, &mut dead, &mut next_offsets, &mut policy);
             let (pool, warehouse, tables, lease) = (pool.clone(), warehouse.clone(), tables.clone(), lease.clone());
-            in_flight = Some(tokio::spawn(async move { commit(&pool, &warehouse, &tables, &lease, batch).await }));
+            in_flight =
+                Some(tokio::spawn(
+                    async move { within(deadline, commit(&pool, &warehouse, &tables, &lease, batch)).await },
+                ));
         }
     }
+}
+
+/// A commit, given up after `deadline`. Giving up is safe at any point: the
+/// table's pointer and the offsets move in one fenced transaction, so a
+/// commit either landed whole (the next run starts after it) or not at all
+/// (its data files are orphans, and the messages are read again).
+async fn within(
+    deadline: Duration,
+    commit: impl Future<Output = anyhow::Result<Committed>>,
+) -> anyhow::Result<Committed> {
+    tokio::time::timeout(deadline, commit).await.unwrap_or_else(|_| {
+        Err(anyhow::anyhow!(
+            "a commit did not finish within {} s (is the warehouse answering?); starting again",
+            deadline.as_secs()
+        ))
+    })
 }
 
 /// What a message counts against the batch's byte budget: its key, value
