@@ -214,6 +214,8 @@ impl FromRequestParts<AppState> for ClientAddr {
 /// `peer` is not trusted. An entry that is not an address ends the walk at
 /// the last trusted hop.
 pub fn client_address(peer: IpAddr, headers: &axum::http::HeaderMap, trusted: &[ipnet::IpNet]) -> IpAddr {
+    // `::ffff:10.0.0.1` (an IPv4 peer on a dual-stack socket) is 10.0.0.1.
+    let peer = peer.to_canonical();
     let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
     if !is_trusted(&peer) {
         return peer;
@@ -231,8 +233,8 @@ pub fn client_address(peer: IpAddr, headers: &axum::http::HeaderMap, trusted: &[
         else {
             break;
         };
-        client = ip;
-        if !is_trusted(&ip) {
+        client = ip.to_canonical();
+        if !is_trusted(&client) {
             break;
         }
     }
@@ -262,6 +264,8 @@ mod tests {
         let chain = headers(&["6.6.6.6, 198.51.100.1", "192.0.2.7"]);
         assert_eq!(client_address(ip("10.1.2.3"), &chain, &trusted), ip("198.51.100.1"));
         assert_eq!(client_address(ip("10.1.2.3"), &headers(&["[2001:db8::1]:443"]), &trusted), ip("2001:db8::1"));
+        // An IPv4 proxy seen on a dual-stack socket is still the trusted proxy.
+        assert_eq!(client_address(ip("::ffff:10.1.2.3"), &headers(&["198.51.100.1"]), &trusted), ip("198.51.100.1"));
         // No header, or garbage where the client's address should be: the proxy itself.
         assert_eq!(client_address(ip("10.1.2.3"), &HeaderMap::new(), &trusted), ip("10.1.2.3"));
         assert_eq!(client_address(ip("10.1.2.3"), &headers(&["not an address"]), &trusted), ip("10.1.2.3"));

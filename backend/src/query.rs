@@ -55,7 +55,7 @@ pub async fn run(state: &AppState, tenant: TenantId, sql: &str, max_rows: usize)
     let timeout = Duration::from_millis(state.config.query.timeout_ms);
     let too_long =
         || ApiError::field("sql", format!("the query ran longer than {} s and was cancelled", timeout.as_secs_f64()));
-    let _slot = state.query_slots.take(tenant)?;
+    let slot = QuerySlots::take(&state.query_slots, tenant)?;
     let plan = async {
         let ctx = session(state)?;
         let statement = parse_select(&ctx, sql)?;
@@ -68,7 +68,12 @@ pub async fn run(state: &AppState, tenant: TenantId, sql: &str, max_rows: usize)
     };
     let df = tokio::time::timeout(timeout, plan).await.map_err(|_| too_long())??;
     let result_limit = state.config.query.memory_limit_mb * 1024 * 1024;
-    let task = QUERY_RUNTIME.spawn(execute(df, max_rows, result_limit));
+    // The slot goes with the work: given back when the work has really
+    // ended, not when its caller gave up on it.
+    let task = QUERY_RUNTIME.spawn(async move {
+        let _slot = slot;
+        execute(df, max_rows, result_limit).await
+    });
     let _abort = AbortOnDrop(task.abort_handle());
     let left = timeout.saturating_sub(started.elapsed());
     let mut out = match tokio::time::timeout(left, task).await {
@@ -80,8 +85,9 @@ pub async fn run(state: &AppState, tenant: TenantId, sql: &str, max_rows: usize)
     Ok(out)
 }
 
-/// Runs the plan and collects its rows; what is collected counts against
-/// the query's memory limit too (the operators' own limit does not see it).
+/// Runs the plan and collects its rows. What is collected has a budget of
+/// its own (the operators' pool does not see it), as large as the operators'
+/// (`query.memory_limit_mb`), checked as each batch arrives.
 async fn execute(df: datafusion::dataframe::DataFrame, max_rows: usize, result_limit: usize) -> ApiResult<QueryOutput> {
     let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
     let mut stream = df.execute_stream().await.map_err(sql_error)?;
@@ -131,8 +137,8 @@ pub struct QuerySlots {
 }
 
 /// A running query's place; given back when dropped.
-pub struct QuerySlot<'a> {
-    slots: &'a QuerySlots,
+pub struct QuerySlot {
+    slots: Arc<QuerySlots>,
     tenant: TenantId,
 }
 
@@ -141,20 +147,20 @@ impl QuerySlots {
         QuerySlots { overall: overall.max(1), per_tenant: per_tenant.max(1), running: Mutex::default() }
     }
 
-    pub fn take(&self, tenant: TenantId) -> ApiResult<QuerySlot<'_>> {
-        let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+    pub fn take(slots: &Arc<QuerySlots>, tenant: TenantId) -> ApiResult<QuerySlot> {
+        let mut running = slots.running.lock().unwrap_or_else(|e| e.into_inner());
         let (total, by_tenant) = &mut *running;
-        let mine = by_tenant.entry(tenant).or_default();
-        if *total >= self.overall || *mine >= self.per_tenant {
+        let mine = by_tenant.get(&tenant).copied().unwrap_or(0);
+        if *total >= slots.overall || mine >= slots.per_tenant {
             return Err(ApiError::TooManyRequests { retry_after_secs: 1, what: "queries running" });
         }
         *total += 1;
-        *mine += 1;
-        Ok(QuerySlot { slots: self, tenant })
+        by_tenant.insert(tenant, mine + 1);
+        Ok(QuerySlot { slots: slots.clone(), tenant })
     }
 }
 
-impl Drop for QuerySlot<'_> {
+impl Drop for QuerySlot {
     fn drop(&mut self) {
         let mut running = self.slots.running.lock().unwrap_or_else(|e| e.into_inner());
         let (total, by_tenant) = &mut *running;
@@ -251,7 +257,8 @@ async fn register_tables(
             ))
             .file_io(wh.file_io.clone())
             .readonly(true)
-            .runtime(iceberg::Runtime::current())
+            // The scan's own tasks (manifests, delete files) on the query runtime too.
+            .runtime(iceberg::Runtime::new(&QUERY_RUNTIME))
             .build()
             .map_err(ApiError::internal)?;
         let provider = IcebergStaticTableProvider::try_new_from_table(table).await.map_err(ApiError::internal)?;

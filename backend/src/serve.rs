@@ -2,8 +2,10 @@
 //! not set, so slow or numerous clients cannot hold the server for others.
 //!
 //! - A client has `http.header_read_timeout_secs` to send a request's
-//!   headers (hyper's HTTP/1 header timer): a slowloris client that trickles
-//!   one header byte a second is cut off instead of holding its connection.
+//!   headers (hyper's HTTP/1 header timer, which runs from the connection's
+//!   first read, so a client that sends nothing at all is cut off too): a
+//!   slowloris client that trickles one header byte a second does not hold
+//!   its connection. (HTTP/1 only: the tree builds no HTTP/2.)
 //! - The body is read by the handler, inside `http.request_timeout_secs`
 //!   (the tower timeout in [`crate::router`]), so a slow body is cut off too.
 //! - At most `http.max_connections` connections are open at once; past it
@@ -11,7 +13,11 @@
 //!   descriptors stay bounded.
 //!
 //! Shutdown is graceful: no new connections, each open one finishes its
-//! request in flight, and the call returns once all are closed.
+//! request in flight, and the call returns once all are closed, or after
+//! `request_timeout_secs` more (a client that never reads its answer).
+//!
+//! Left open: a client that reads its answer very slowly holds its slot
+//! until it is done; there is no write timeout.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -20,8 +26,8 @@ use std::time::Duration;
 
 use axum::extract::connect_info::ConnectInfo;
 use axum::Router;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto::Builder;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
@@ -51,10 +57,12 @@ pub async fn serve(
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
+                // A client that gave up before it was accepted.
+                Err(err) if matches!(err.kind(), std::io::ErrorKind::ConnectionAborted | std::io::ErrorKind::ConnectionReset) => continue,
                 Err(err) => {
                     // Out of file descriptors and the like: wait instead of spinning.
-                    tracing::warn!(error = %err, "accepting a connection failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    tracing::warn!(error = %err, "accepting a connection failed; pausing a second");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
                     continue;
                 }
             },
@@ -70,9 +78,11 @@ pub async fn serve(
         let mut stop = stop_rx.clone();
         tokio::spawn(async move {
             let _slot = slot;
-            let mut builder = Builder::new(TokioExecutor::new());
-            builder.http1().timer(TokioTimer::new()).header_read_timeout(header_timeout);
-            let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+            let conn = http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(header_timeout)
+                .serve_connection(TokioIo::new(stream), service)
+                .with_upgrades();
             let mut conn = std::pin::pin!(conn);
             tokio::select! {
                 result = conn.as_mut() => log_end(peer, result),
@@ -88,11 +98,14 @@ pub async fn serve(
     drop(listener);
     let _ = stop_tx.send(true);
     // Every slot back means every connection has closed.
-    let _all = slots.acquire_many(max_connections).await;
+    let drain = Duration::from_secs(http.request_timeout_secs.max(1));
+    if tokio::time::timeout(drain, slots.acquire_many(max_connections)).await.is_err() {
+        tracing::warn!("connections still open after the drain; closing them");
+    }
     Ok(())
 }
 
-fn log_end(peer: SocketAddr, result: Result<(), Box<dyn std::error::Error + Send + Sync>>) {
+fn log_end(peer: SocketAddr, result: Result<(), hyper::Error>) {
     if let Err(err) = result {
         tracing::debug!(%peer, error = %err, "connection ended");
     }

@@ -323,9 +323,17 @@ pub async fn sample(
 /// [`MAX_SAMPLE_TEXT_BYTES`]; whether it was cut.
 fn shown(bytes: Option<&[u8]>) -> (Option<String>, bool) {
     let Some(bytes) = bytes else { return (None, false) };
-    let cut = bytes.len() > MAX_SAMPLE_TEXT_BYTES;
-    let text = String::from_utf8_lossy(&bytes[..bytes.len().min(MAX_SAMPLE_TEXT_BYTES)]).into_owned();
-    (Some(text), cut)
+    if bytes.len() <= MAX_SAMPLE_TEXT_BYTES {
+        return (Some(String::from_utf8_lossy(bytes).into_owned()), false);
+    }
+    // Cut where no UTF-8 character is split (valid text stays valid).
+    let mut head = &bytes[..MAX_SAMPLE_TEXT_BYTES];
+    if let Err(e) = std::str::from_utf8(head) {
+        if e.error_len().is_none() {
+            head = &head[..e.valid_up_to()];
+        }
+    }
+    (Some(String::from_utf8_lossy(head).into_owned()), true)
 }
 
 /// Runs each message through the real decoder of `mapping`: `None` where it

@@ -265,13 +265,20 @@ async fn check_new_mapping(state: &AppState, ctx: &RequestContext, id: PipelineI
     // A warehouse that cannot be opened has no table to compare with (and no
     // worker can run on it either); a table not created yet will be made from
     // the new mapping.
-    let table = match super::tables::warehouse(&destination, &state.secrets) {
-        Some(wh) => ice::load_table(&mut tx, &wh, &row.namespace, &row.table_name).await.map_err(ApiError::from)?,
+    let pointer = match super::tables::warehouse(&destination, &state.secrets) {
+        Some(wh) => ice::table_pointer(&mut tx, &wh, &row.namespace, &row.table_name)
+            .await
+            .map_err(ApiError::from)?
+            .map(|location| (wh, location)),
         None => None,
     };
     tx.commit().await?;
-    match table {
-        Some(table) => check_fits(&table, &mapping, None),
+    // The metadata file is read with no transaction open.
+    match pointer {
+        Some((wh, location)) => {
+            let table = ice::load_at(&wh, &row.namespace, &row.table_name, location).await.map_err(ApiError::from)?;
+            check_fits(&table, &mapping, None)
+        }
         None => Ok(()),
     }
 }

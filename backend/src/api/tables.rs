@@ -73,31 +73,28 @@ pub async fn get(
     }
     tx.commit().await?;
     // As in `list`: the metadata file is read with no transaction open.
-    {
-        if let Some((warehouse, location)) = found {
-            let table = ice::load_at(&warehouse, &namespace, &name, location).await?;
-            let md = &table.metadata;
-            let mut snapshots: Vec<SnapshotInfo> = md
-                .snapshots()
-                .map(|s| SnapshotInfo {
-                    snapshot_id: s.snapshot_id(),
-                    parent_snapshot_id: s.parent_snapshot_id(),
-                    sequence_number: s.sequence_number(),
-                    timestamp_ms: s.timestamp_ms(),
-                    operation: s.summary().operation.as_str().to_string(),
-                    summary: s.summary().additional_properties.clone().into_iter().collect(),
-                })
-                .collect();
-            snapshots.sort_by_key(|s| s.sequence_number);
-            return Ok(Json(TableDetail {
-                summary: summary(&warehouse, &namespace, &name, &table),
-                location: md.location().to_string(),
-                schema: serde_json::to_value(md.current_schema().as_ref()).map_err(ApiError::internal)?,
-                partition_spec: serde_json::to_value(md.default_partition_spec().as_ref())
-                    .map_err(ApiError::internal)?,
-                snapshots,
-            }));
-        }
+    if let Some((warehouse, location)) = found {
+        let table = ice::load_at(&warehouse, &namespace, &name, location).await?;
+        let md = &table.metadata;
+        let mut snapshots: Vec<SnapshotInfo> = md
+            .snapshots()
+            .map(|s| SnapshotInfo {
+                snapshot_id: s.snapshot_id(),
+                parent_snapshot_id: s.parent_snapshot_id(),
+                sequence_number: s.sequence_number(),
+                timestamp_ms: s.timestamp_ms(),
+                operation: s.summary().operation.as_str().to_string(),
+                summary: s.summary().additional_properties.clone().into_iter().collect(),
+            })
+            .collect();
+        snapshots.sort_by_key(|s| s.sequence_number);
+        return Ok(Json(TableDetail {
+            summary: summary(&warehouse, &namespace, &name, &table),
+            location: md.location().to_string(),
+            schema: serde_json::to_value(md.current_schema().as_ref()).map_err(ApiError::internal)?,
+            partition_spec: serde_json::to_value(md.default_partition_spec().as_ref()).map_err(ApiError::internal)?,
+            snapshots,
+        }));
     }
     Err(ApiError::NotFound("table"))
 }

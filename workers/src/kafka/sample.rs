@@ -23,6 +23,11 @@ const PARTITION_FETCH_MAX_BYTES: usize = 1 << 20;
 /// above the fetch size for the protocol's framing).
 const RECEIVE_MAX_BYTES: usize = FETCH_MAX_BYTES + (1 << 20);
 
+/// What a sample keeps in memory at most, over all its messages: past it,
+/// reading stops with what it has (a hostile broker's 10,000 partitions of
+/// 1 MiB messages would otherwise be held at once).
+const KEPT_MAX_BYTES: usize = 16 << 20;
+
 /// Why a sample could not be taken.
 #[derive(Debug, thiserror::Error)]
 pub enum SampleError {
@@ -93,6 +98,7 @@ fn sample_blocking(
     let mut at_end: std::collections::HashSet<i32> = std::collections::HashSet::new();
     // The newest `per_partition` of each partition, however far the read went.
     let mut kept: std::collections::HashMap<i32, std::collections::VecDeque<KafkaMessage>> = Default::default();
+    let mut kept_bytes = 0usize;
     while at_end.len() < partitions.len() && !left().is_zero() {
         let Some(polled) = consumer.poll(left().min(Duration::from_millis(200))) else { continue };
         let msg = match polled {
@@ -103,6 +109,11 @@ fn sample_blocking(
             }
             Err(e) => return Err(kafka(anyhow::Error::from(e).context("reading messages"))),
         };
+        let size = msg.payload().map_or(0, <[u8]>::len) + msg.key().map_or(0, <[u8]>::len);
+        if kept_bytes + size > KEPT_MAX_BYTES {
+            break;
+        }
+        kept_bytes += size;
         let queue = kept.entry(msg.partition()).or_default();
         queue.push_back(KafkaMessage {
             topic: msg.topic().to_string(),
@@ -117,7 +128,9 @@ fn sample_blocking(
                 .unwrap_or_default(),
         });
         if queue.len() as i64 > per_partition {
-            queue.pop_front();
+            if let Some(old) = queue.pop_front() {
+                kept_bytes -= old.value.as_ref().map_or(0, Vec::len) + old.key.as_ref().map_or(0, Vec::len);
+            }
         }
     }
     let mut out: Vec<KafkaMessage> = kept.into_values().flatten().collect();
