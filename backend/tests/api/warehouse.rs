@@ -68,14 +68,7 @@ async fn an_object_stores_error_body_is_never_echoed(pool: PgPool) {
     let app = spawn(pool).await;
     let t = token(&app.signup("Acme", "ada@acme.test").await);
     let c = app.post("/api/v1/connections", &t, connection_body("kafka")).await;
-    let d = app
-        .post(
-            "/api/v1/destinations",
-            &t,
-            json!({"name": "lake", "warehouse_uri": "s3://bucket/wh", "s3_endpoint": endpoint, "s3_region": "us-east-1",
-                   "s3_access_key_id": "AKIDEXAMPLE", "s3_secret_access_key": "secret", "default_namespace": "raw"}),
-        )
-        .await;
+    let d = app.post("/api/v1/destinations", &t, s3_destination(&endpoint)).await;
     // Either the destination or the pipeline that writes into it meets the refusal.
     let failed = if d.status == StatusCode::CREATED {
         let (cid, did) = (c.body["id"].as_str().unwrap(), d.body["id"].as_str().unwrap());
@@ -109,14 +102,7 @@ async fn a_silent_bucket_does_not_take_the_pool(pool: PgPool) {
     let app = spawn_with(pool, config).await;
     let slow = token(&app.signup("Slow", "ada@slow.test").await);
     let other = token(&app.signup("Other", "bob@other.test").await);
-    let d = app
-        .post(
-            "/api/v1/destinations",
-            &slow,
-            json!({"name": "lake", "warehouse_uri": "s3://bucket/wh", "s3_endpoint": endpoint, "s3_region": "us-east-1",
-                   "s3_access_key_id": "AKIDEXAMPLE", "s3_secret_access_key": "secret", "default_namespace": "raw"}),
-        )
-        .await;
+    let d = app.post("/api/v1/destinations", &slow, s3_destination(&endpoint)).await;
     assert_eq!(d.status, StatusCode::CREATED, "{}", d.text);
     // A table in the catalog whose metadata file is behind the tarpit.
     let mut tx = icehouse_backend::db::begin_system(&app.pool).await.unwrap();
@@ -146,4 +132,10 @@ async fn a_silent_bucket_does_not_take_the_pool(pool: PgPool) {
         let status = task.await.unwrap().unwrap();
         assert!(matches!(status.as_u16(), 502 | 503), "{status}");
     }
+}
+
+/// A destination in an S3 bucket behind `endpoint` (a server the test runs).
+fn s3_destination(endpoint: &str) -> serde_json::Value {
+    json!({"name": "lake", "warehouse_uri": "s3://bucket/wh", "s3_endpoint": endpoint, "s3_region": "us-east-1",
+           "s3_access_key_id": "AKIDEXAMPLE", "s3_secret_access_key": "secret", "default_namespace": "raw"})
 }

@@ -37,6 +37,38 @@ pub fn Settings() -> impl IntoView {
     }
 }
 
+/// A revoke button's two clicks: the first asks to confirm, the second
+/// deletes `path` and reloads the list; a failure shows in `row_error`.
+/// Returns (confirming, deleting, the click handler).
+fn confirmed_delete(
+    path: String,
+    reload: impl Fn() + Copy + Send + Sync + 'static,
+    row_error: RwSignal<Option<ApiError>>,
+) -> (RwSignal<bool>, RwSignal<bool>, impl Fn(leptos::ev::MouseEvent) + 'static) {
+    let confirm = RwSignal::new(false);
+    let busy = RwSignal::new(false);
+    let click = move |_| {
+        if !confirm.get() {
+            confirm.set(true);
+            return;
+        }
+        busy.set(true);
+        row_error.set(None);
+        let path = path.clone();
+        spawn_local(async move {
+            match api::delete(&path).await {
+                Ok(()) => reload(),
+                Err(e) => {
+                    row_error.set(Some(e));
+                    confirm.set(false);
+                }
+            }
+            busy.set(false);
+        });
+    };
+    (confirm, busy, click)
+}
+
 /// Selects a read-only secret's text when it gets the focus, for copying.
 fn select_on_focus(ev: FocusEvent) {
     use wasm_bindgen::JsCast;
@@ -349,27 +381,8 @@ fn InvitationRow(
     reload: impl Fn() + Copy + Send + Sync + 'static,
     row_error: RwSignal<Option<ApiError>>,
 ) -> impl IntoView {
-    let confirm = RwSignal::new(false);
-    let revoking = RwSignal::new(false);
     let id = inv.id;
-    let revoke = move |_| {
-        if !confirm.get() {
-            confirm.set(true);
-            return;
-        }
-        revoking.set(true);
-        row_error.set(None);
-        spawn_local(async move {
-            match api::delete(&format!("/invitations/{id}")).await {
-                Ok(()) => reload(),
-                Err(e) => {
-                    row_error.set(Some(e));
-                    confirm.set(false);
-                }
-            }
-            revoking.set(false);
-        });
-    };
+    let (confirm, revoking, revoke) = confirmed_delete(format!("/invitations/{id}"), reload, row_error);
     view! {
         <tr id=format!("invitation-row-{id}") data-email=inv.email.clone()>
             <td class="invitation-email">{inv.email.clone()}</td>
@@ -618,27 +631,8 @@ fn TokenRow(
     reload: impl Fn() + Copy + Send + Sync + 'static,
     row_error: RwSignal<Option<ApiError>>,
 ) -> impl IntoView {
-    let confirm = RwSignal::new(false);
-    let revoking = RwSignal::new(false);
     let id = t.id;
-    let revoke = move |_| {
-        if !confirm.get() {
-            confirm.set(true);
-            return;
-        }
-        revoking.set(true);
-        row_error.set(None);
-        spawn_local(async move {
-            match api::delete(&format!("/api-tokens/{id}")).await {
-                Ok(()) => reload(),
-                Err(e) => {
-                    row_error.set(Some(e));
-                    confirm.set(false);
-                }
-            }
-            revoking.set(false);
-        });
-    };
+    let (confirm, revoking, revoke) = confirmed_delete(format!("/api-tokens/{id}"), reload, row_error);
     view! {
         <tr id=format!("token-row-{id}") data-name=t.name.clone()>
             <td class="token-name">{t.name.clone()}</td>
