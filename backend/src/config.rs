@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 use base64::Engine;
-pub use icehouse_workers::config::{DatabaseConfig, SecretsConfig, WorkerConfig};
+pub use icehouse_workers::config::{DatabaseConfig, EgressConfig, SecretsConfig, WorkerConfig};
 use rand::RngCore;
 use serde::Deserialize;
 
@@ -31,6 +31,7 @@ pub struct Config {
     pub destinations: DestinationsConfig,
     pub audit: AuditConfig,
     pub mail: MailConfig,
+    pub egress: EgressConfig,
 }
 
 /// Outgoing e-mail (invitations, sign-up confirmations, password resets)

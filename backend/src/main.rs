@@ -75,6 +75,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             config.destinations.for_dev();
             config.ui.for_dev();
             config.auth.for_dev();
+            if config.egress.allow.is_none() {
+                tracing::info!("dev: connections may go to loopback and private networks (egress.allow)");
+            }
+            config.egress.for_dev();
             if config.auth.signup_mode() == icehouse_backend::config::SignupMode::Open {
                 tracing::info!(
                     "dev: sign-up is open (no e-mail confirmation; it tells whether an address has an account)"
@@ -121,7 +125,8 @@ async fn serve(mut config: Config) -> anyhow::Result<()> {
         true => {
             let pool = icehouse_workers::pool(&config.database.url, config.database.max_connections).await?;
             let (secrets, wc) = (SecretBox::new(&master_key), config.worker.clone());
-            Some(tokio::spawn(icehouse_workers::runtime::run_worker(pool, secrets, wc, stop_rx.clone())))
+            let egress = config.egress.policy(&config.database.url)?;
+            Some(tokio::spawn(icehouse_workers::runtime::run_worker(pool, secrets, wc, egress, stop_rx.clone())))
         }
     };
 

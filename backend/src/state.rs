@@ -10,6 +10,7 @@ use crate::config::Config;
 use crate::crypto::SecretBox;
 use crate::mail::Mailer;
 use crate::query::QuerySlots;
+use icehouse_workers::egress::EgressPolicy;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -22,6 +23,8 @@ pub struct AppState {
     /// `http.trusted_proxies`, parsed.
     pub trusted_proxies: Arc<Vec<ipnet::IpNet>>,
     pub query_slots: Arc<QuerySlots>,
+    /// Where connections made for a tenant may go (`egress.*`).
+    pub egress: Arc<EgressPolicy>,
 }
 
 impl AppState {
@@ -31,6 +34,7 @@ impl AppState {
         Ok(Self {
             mailer: Arc::new(Mailer::new(&config.mail, &public_url)?),
             trusted_proxies: Arc::new(config.http.trusted_proxy_ranges()?),
+            egress: Arc::new(config.egress.policy(&config.database.url)?),
             query_slots: Arc::new(QuerySlots::new(config.query.max_concurrent, config.query.max_concurrent_per_tenant)),
             pool,
             jwt: Arc::new(JwtKeys::new(&jwt_secret, config.auth.access_token_ttl_secs)),

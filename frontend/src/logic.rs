@@ -127,6 +127,9 @@ pub fn failure_headline(kind: ConnectionFailureKind) -> &'static str {
             "The TLS handshake failed. Check the security protocol and the brokers' certificates."
         }
         ConnectionFailureKind::Timeout => "The brokers were reached but did not answer in time.",
+        ConnectionFailureKind::ForbiddenAddress => {
+            "A broker's address is one this server does not connect to (a loopback or private network)."
+        }
     }
 }
 

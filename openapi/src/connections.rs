@@ -251,6 +251,9 @@ pub enum ConnectionFailureKind {
     Tls,
     /// Brokers were reached but did not answer in time.
     Timeout,
+    /// A bootstrap server or a broker the cluster advertises is an address
+    /// this server's egress policy refuses (loopback, private, link-local, …).
+    ForbiddenAddress,
 }
 
 impl ConnectionFailureKind {
@@ -260,6 +263,7 @@ impl ConnectionFailureKind {
             ConnectionFailureKind::AuthFailed => "auth_failed",
             ConnectionFailureKind::Tls => "tls",
             ConnectionFailureKind::Timeout => "timeout",
+            ConnectionFailureKind::ForbiddenAddress => "forbidden_address",
         }
     }
 }

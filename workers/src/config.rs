@@ -19,6 +19,29 @@ pub struct Config {
     pub database: DatabaseConfig,
     pub secrets: SecretsConfig,
     pub worker: WorkerConfig,
+    pub egress: EgressConfig,
+}
+
+/// Where connections made for a tenant may go (see [`crate::egress`]).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct EgressConfig {
+    /// CIDR ranges, comma-separated, that may be connected to although they
+    /// are not public (loopback, private, link-local, …). Unset: `serve`
+    /// and `icehouse-worker` allow none, `dev` loopback and private networks.
+    pub allow: Option<String>,
+}
+
+impl EgressConfig {
+    /// `icehouse dev`: one person's machine, whose brokers and buckets are local.
+    pub fn for_dev(&mut self) {
+        self.allow.get_or_insert_with(|| crate::egress::DEV_ALLOW.to_string());
+    }
+
+    /// The policy, refusing the server's own Postgres at `database_url` too.
+    pub fn policy(&self, database_url: &str) -> anyhow::Result<crate::egress::EgressPolicy> {
+        crate::egress::EgressPolicy::new(self.allow.as_deref().unwrap_or(""), database_url)
+    }
 }
 
 /// Loads a process's settings: defaults, then `file` (if any), then `extra`

@@ -11,12 +11,13 @@
 //! queue), [`iceberg`] (the catalog, including creating a pipeline's
 //! tables), [`kafka`] (connection tests, sampling, watermarks), [`mapping`]
 //! (schemas, suggestion), [`formats`] (decoders), [`config`] (the data
-//! plane's settings),
+//! plane's settings), [`egress`] (where a tenant's connections may go),
 //! [`secrets`] and the migrations.
 //! Of [`runtime`], only [`runtime::run_worker`], to run a worker in-process.
 
 pub mod config;
 pub mod coord;
+pub mod egress;
 pub mod formats;
 pub mod iceberg;
 pub mod kafka;

@@ -246,6 +246,7 @@ pub async fn test_unsaved(
 ) -> ApiResult<Json<ConnectionTestResult>> {
     ctx.require(Role::Editor)?;
     let settings = KafkaSettings {
+        egress: state.egress.clone(),
         bootstrap_servers: req.bootstrap_servers,
         security_protocol: req.security_protocol,
         sasl_mechanism: req.sasl_mechanism,
@@ -289,6 +290,12 @@ pub async fn sample(
         Err(SampleError::Kafka(message)) => {
             return Err(ApiError::Kafka {
                 kind: icehouse_api::connections::ConnectionFailureKind::Unreachable,
+                message,
+            })
+        }
+        Err(SampleError::Forbidden(message)) => {
+            return Err(ApiError::Kafka {
+                kind: icehouse_api::connections::ConnectionFailureKind::ForbiddenAddress,
                 message,
             })
         }
@@ -365,6 +372,7 @@ fn probe_timeout(state: &AppState) -> Duration {
 /// The settings with the password unsealed, for the moment of use.
 pub fn kafka_settings(state: &AppState, row: &ConnectionRow) -> ApiResult<KafkaSettings> {
     Ok(KafkaSettings {
+        egress: state.egress.clone(),
         bootstrap_servers: row.bootstrap_servers.clone(),
         security_protocol: row.protocol()?,
         sasl_mechanism: row.mechanism()?,

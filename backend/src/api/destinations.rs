@@ -8,6 +8,7 @@ use icehouse_api::destinations::{
 };
 use icehouse_api::pagination::{ListParams, Page};
 use icehouse_api::{DestinationId, Problem, Role};
+use icehouse_workers::egress::EgressError;
 
 use crate::auth::RequestContext;
 use crate::db::{self, destinations::DestinationRow, PageRequest};
@@ -50,6 +51,7 @@ pub async fn create(
 ) -> ApiResult<(StatusCode, Json<Destination>)> {
     ctx.require(Role::Editor)?;
     allowed_here(&state, &req.warehouse_uri, req.s3_access_key_id.is_some())?;
+    endpoint_allowed(&state, req.s3_endpoint.as_deref()).await?;
     let row = DestinationRow {
         id: uuid::Uuid::nil(),
         tenant_id: ctx.tenant_id.as_uuid(),
@@ -129,6 +131,7 @@ pub async fn update(
     };
     settings.validate().map_err(ApiError::Validation)?;
     allowed_here(&state, settings.warehouse_uri, settings.s3_access_key_id.is_some())?;
+    endpoint_allowed(&state, settings.s3_endpoint).await?;
     let secret = match &req.s3_secret_access_key {
         Some(s) => Some(state.secrets.seal(s)?),
         None if keeps_secret => old.s3_secret_access_key_enc.clone(),
@@ -199,6 +202,18 @@ fn allowed_here(state: &AppState, warehouse_uri: &str, has_keys: bool) -> ApiRes
             ))
         }
         // Invalid URIs were refused by validation already.
+        _ => Ok(()),
+    }
+}
+
+/// An S3 endpoint must pass the egress policy (`egress.*`): a tenant may
+/// not point the data plane at the server's own network. A name that does
+/// not resolve (yet) is left to fail where it is used.
+async fn endpoint_allowed(state: &AppState, endpoint: Option<&str>) -> ApiResult<()> {
+    let Some(endpoint) = endpoint.filter(|e| !e.is_empty()).map(str::to_string) else { return Ok(()) };
+    let egress = state.egress.clone();
+    match tokio::task::spawn_blocking(move || egress.check_url(&endpoint)).await.map_err(ApiError::internal)? {
+        Err(e @ EgressError::Forbidden(_)) => Err(ApiError::field("s3_endpoint", e.to_string())),
         _ => Ok(()),
     }
 }

@@ -59,6 +59,8 @@ pub fn test_config() -> Config {
     config.destinations.for_dev();
     // Tenants at once; tests of verified sign-up set it back.
     config.auth.for_dev();
+    // Loopback and private networks, where the test brokers are.
+    config.egress.for_dev();
     config
 }
 

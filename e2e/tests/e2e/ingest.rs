@@ -10,7 +10,7 @@ use icehouse_e2e::{test_env, Api, Broker, Server, TestDb};
 #[tokio::test]
 async fn every_message_lands_once_in_the_table_or_the_dead_letter_table() {
     let n = message_count();
-    let broker = Broker::start_memory().await.unwrap();
+    let broker = Broker::start().await.unwrap();
     broker.create_topic("sales", PARTITIONS).await.unwrap();
     produce(&broker.addr, "sales", 0..n).await;
 

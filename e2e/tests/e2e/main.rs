@@ -5,6 +5,7 @@
 mod browser;
 mod common;
 mod crash;
+mod egress;
 mod hostile;
 mod ingest;
 mod process;

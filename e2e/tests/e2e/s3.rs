@@ -87,7 +87,7 @@ async fn a_pipeline_writes_its_tables_to_an_s3_warehouse_exactly_once() {
     let moto = Moto::start().await;
     moto.boto3(&format!("s3.create_bucket(Bucket='{BUCKET}')"));
 
-    let broker = Broker::start_memory().await.unwrap();
+    let broker = Broker::start().await.unwrap();
     broker.create_topic("sales", PARTITIONS).await.unwrap();
     produce(&broker.addr, "sales", 0..n).await;
 
@@ -287,7 +287,7 @@ async fn a_hung_bucket_stalls_only_its_own_pipeline() {
     let moto = Moto::start().await;
     moto.boto3(&format!("s3.create_bucket(Bucket='{BUCKET}')"));
     let tarpit = Tarpit::start(&moto.endpoint).await;
-    let broker = Broker::start_memory().await.unwrap();
+    let broker = Broker::start().await.unwrap();
     for topic in ["hung", "fine"] {
         broker.create_topic(topic, PARTITIONS).await.unwrap();
         produce(&broker.addr, topic, 0..100).await;

@@ -21,7 +21,7 @@ struct Fleet {
 }
 
 async fn fleet() -> Fleet {
-    let broker = Broker::start_memory().await.unwrap();
+    let broker = Broker::start().await.unwrap();
     broker.create_topic("sales", PARTITIONS).await.unwrap();
     let db = TestDb::create("icehouse_e2e").await.unwrap();
     let env = fleet_env(&db.url);

@@ -46,7 +46,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         shutdown_signal().await;
         let _ = stop.send(true);
     });
-    icehouse_workers::runtime::run_worker(pool, SecretBox::new(&master_key), config.worker, stop_rx).await
+    let egress = config.egress.policy(&config.database.url)?;
+    icehouse_workers::runtime::run_worker(pool, SecretBox::new(&master_key), config.worker, egress, stop_rx).await
 }
 
 async fn shutdown_signal() {

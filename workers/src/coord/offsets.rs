@@ -47,26 +47,58 @@ pub async fn resolve_start(
     .await
 }
 
-/// Inside a fenced commit: the batch's next offsets, and the pipeline's
-/// counters (in total and in the current minute's bucket).
+/// One partition's move in a commit: from the next offset stored when the
+/// batch began to the one after its last message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OffsetMove {
+    pub from: i64,
+    pub next: i64,
+}
+
+/// A commit whose batch did not start where the stored offsets are: the
+/// slice read from somewhere else than where the last commit left off.
+#[derive(Debug, thiserror::Error)]
+#[error("partition {partition}: the batch starts at offset {from} but {stored:?} is stored; nothing was committed")]
+pub struct OffsetsMoved {
+    pub partition: i32,
+    pub from: i64,
+    pub stored: Option<i64>,
+}
+
+/// Inside a fenced commit: moves each partition's next offset, only from
+/// where the batch began (so commits of a partition chain exactly: no two
+/// cover the same messages, none jumps over messages no commit holds), and
+/// the pipeline's counters (in total and in the current minute's bucket).
+/// On [`OffsetsMoved`] the caller must roll back.
 pub async fn record_commit(
     conn: &mut PgConnection,
     lease: &Lease,
-    next_offsets: &BTreeMap<i32, i64>,
+    moves: &BTreeMap<i32, OffsetMove>,
     rows: u64,
     dead_letter_rows: u64,
-) -> Result<(), sqlx::Error> {
-    for (partition, next) in next_offsets {
-        sqlx::query(
-            "INSERT INTO pipeline_offsets (pipeline_id, tenant_id, partition, next_offset) VALUES ($1, $2, $3, $4)
-             ON CONFLICT (pipeline_id, partition) DO UPDATE SET next_offset = EXCLUDED.next_offset",
+) -> Result<Result<(), OffsetsMoved>, sqlx::Error> {
+    for (&partition, m) in moves {
+        let moved = sqlx::query(
+            "UPDATE pipeline_offsets SET next_offset = $4
+             WHERE pipeline_id = $1 AND partition = $2 AND next_offset = $3",
         )
         .bind(lease.pipeline_id)
-        .bind(lease.tenant_id)
         .bind(partition)
-        .bind(next)
+        .bind(m.from)
+        .bind(m.next)
         .execute(&mut *conn)
-        .await?;
+        .await?
+        .rows_affected();
+        if moved != 1 {
+            let stored = sqlx::query_scalar(
+                "SELECT next_offset FROM pipeline_offsets WHERE pipeline_id = $1 AND partition = $2",
+            )
+            .bind(lease.pipeline_id)
+            .bind(partition)
+            .fetch_optional(&mut *conn)
+            .await?;
+            return Ok(Err(OffsetsMoved { partition, from: m.from, stored }));
+        }
     }
     sqlx::query(
         "UPDATE pipeline_leases SET rows_committed = rows_committed + $2, dead_letter_rows = dead_letter_rows + $3,
@@ -91,5 +123,5 @@ pub async fn record_commit(
     .bind(dead_letter_rows as i64)
     .execute(&mut *conn)
     .await?;
-    Ok(())
+    Ok(Ok(()))
 }

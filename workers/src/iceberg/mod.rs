@@ -114,6 +114,15 @@ impl std::fmt::Debug for S3Access {
 }
 
 impl S3Access {
+    /// Checks a custom endpoint against the egress policy (a blocking
+    /// lookup); AWS's own endpoints are public.
+    pub fn check_egress(&self, egress: &crate::egress::EgressPolicy) -> Result<(), crate::egress::EgressError> {
+        match self.endpoint.as_deref().filter(|e| !e.is_empty()) {
+            Some(endpoint) => egress.check_url(endpoint),
+            None => Ok(()),
+        }
+    }
+
     /// Region used when the destination names none (what AWS SDKs assume too).
     pub const DEFAULT_REGION: &'static str = "us-east-1";
 

@@ -6,8 +6,13 @@ mod sample;
 pub use probe::probe;
 pub use sample::{sample, SampleError};
 
+use std::sync::Arc;
+
 use icehouse_api::connections::{SaslMechanism, SecurityProtocol};
+use rdkafka::metadata::Metadata;
 use rdkafka::ClientConfig;
+
+use crate::egress::{EgressError, EgressPolicy};
 
 /// The most partitions a topic may have for Icehouse to read it (Kafka's own
 /// guidance is thousands per cluster); see [`checked_partitions`].
@@ -41,6 +46,8 @@ pub fn checked_partitions(topic: &str, mut ids: Vec<i32>, max: usize) -> Result<
 /// by the control plane right before use, never stored or logged as such.
 #[derive(Clone)]
 pub struct KafkaSettings {
+    /// Where this server may connect for the tenant.
+    pub egress: Arc<EgressPolicy>,
     pub bootstrap_servers: Vec<String>,
     pub security_protocol: SecurityProtocol,
     pub sasl_mechanism: Option<SaslMechanism>,
@@ -56,13 +63,32 @@ impl std::fmt::Debug for KafkaSettings {
             .field("sasl_mechanism", &self.sasl_mechanism)
             .field("sasl_username", &self.sasl_username)
             .field("sasl_password", &self.sasl_password.as_ref().map(|_| "<redacted>"))
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 
 impl KafkaSettings {
-    /// librdkafka settings common to every client of this cluster.
-    pub fn client_config(&self) -> ClientConfig {
+    /// librdkafka settings common to every client of this cluster, once
+    /// every bootstrap server has passed the egress policy (a blocking
+    /// lookup: call it off the async threads).
+    pub fn checked_config(&self) -> Result<ClientConfig, EgressError> {
+        for server in &self.bootstrap_servers {
+            self.egress.check_server(server)?;
+        }
+        Ok(self.client_config())
+    }
+
+    /// Checks the brokers a cluster advertises in `metadata`: run before
+    /// any partition is fetched (which connects to its leader).
+    pub fn check_brokers(&self, metadata: &Metadata) -> Result<(), EgressError> {
+        for b in metadata.brokers() {
+            let port = u16::try_from(b.port()).unwrap_or(0);
+            self.egress.check_host(b.host(), port)?;
+        }
+        Ok(())
+    }
+
+    fn client_config(&self) -> ClientConfig {
         let mut config = ClientConfig::new();
         config
             .set("bootstrap.servers", self.bootstrap_servers.join(","))
@@ -93,10 +119,11 @@ pub async fn high_watermarks(
         return Ok(Default::default());
     }
     tokio::task::spawn_blocking(move || {
-        let mut config = settings.client_config();
+        let mut config = settings.checked_config()?;
         config.set("socket.connection.setup.timeout.ms", timeout.as_millis().max(1000).to_string());
         let consumer: BaseConsumer = config.create()?;
         let deadline = std::time::Instant::now() + timeout;
+        settings.check_brokers(&consumer.fetch_metadata(Some(topic.as_str()), timeout)?)?;
         let mut out = std::collections::HashMap::new();
         for p in partitions {
             let left = deadline.saturating_duration_since(std::time::Instant::now());

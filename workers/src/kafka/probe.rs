@@ -19,6 +19,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 
 use super::KafkaSettings;
+use crate::egress::EgressError;
 
 #[derive(Default)]
 struct ProbeContext {
@@ -62,7 +63,7 @@ type Metadata = (Vec<BrokerInfo>, Vec<TopicInfo>);
 
 fn probe_blocking(settings: &KafkaSettings, timeout: Duration) -> Result<Metadata, ConnectionFailure> {
     let timeout_ms = timeout.as_millis().max(100).to_string();
-    let mut config = settings.client_config();
+    let mut config = settings.checked_config().map_err(refused)?;
     config
         .set("socket.connection.setup.timeout.ms", &timeout_ms)
         .set("socket.timeout.ms", &timeout_ms)
@@ -84,6 +85,7 @@ fn probe_blocking(settings: &KafkaSettings, timeout: Duration) -> Result<Metadat
         let slice = (deadline.saturating_duration_since(now)).min(Duration::from_millis(250));
         match consumer.fetch_metadata(None, slice) {
             Ok(md) => {
+                settings.check_brokers(&md).map_err(refused)?;
                 let brokers = md
                     .brokers()
                     .iter()
@@ -114,6 +116,16 @@ fn probe_blocking(settings: &KafkaSettings, timeout: Duration) -> Result<Metadat
             }
         }
     }
+}
+
+/// A bootstrap server or an advertised broker the egress policy refuses
+/// (or whose name does not resolve, which the client would find too).
+fn refused(e: EgressError) -> ConnectionFailure {
+    let kind = match e {
+        EgressError::Forbidden(_) => ConnectionFailureKind::ForbiddenAddress,
+        EgressError::Unresolved { .. } => ConnectionFailureKind::Unreachable,
+    };
+    ConnectionFailure { kind, message: e.to_string() }
 }
 
 /// Turns what librdkafka reported into one failure. With `final_call` the

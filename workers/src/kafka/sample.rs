@@ -13,6 +13,7 @@ use rdkafka::message::{Headers, Message};
 use rdkafka::{Offset, TopicPartitionList};
 
 use super::KafkaSettings;
+use crate::egress::EgressError;
 use crate::mapping::KafkaMessage;
 
 /// Bytes one fetch of a sample may ask for, over all partitions.
@@ -35,6 +36,9 @@ pub enum SampleError {
     NoSuchTopic(String),
     #[error("{0}")]
     Kafka(String),
+    /// A broker this server's egress policy refuses.
+    #[error("{0}")]
+    Forbidden(String),
 }
 
 /// Up to `limit` of the newest messages of `topic`, oldest first within a
@@ -59,7 +63,11 @@ fn sample_blocking(
     let kafka = |e: anyhow::Error| SampleError::Kafka(format!("{e:#}"));
     let deadline = Instant::now() + timeout;
     let left = || deadline.saturating_duration_since(Instant::now());
-    let mut config = settings.client_config();
+    let refused = |e: EgressError| match e {
+        EgressError::Forbidden(f) => SampleError::Forbidden(f.to_string()),
+        other => SampleError::Kafka(other.to_string()),
+    };
+    let mut config = settings.checked_config().map_err(refused)?;
     config
         .set("group.id", "icehouse-sampler")
         .set("enable.auto.commit", "false")
@@ -75,6 +83,7 @@ fn sample_blocking(
         .set("queued.max.messages.kbytes", (FETCH_MAX_BYTES / 1024).to_string());
     let consumer: BaseConsumer = config.create().context("creating the Kafka consumer").map_err(kafka)?;
     let md = consumer.fetch_metadata(Some(topic), left()).context("fetching topic metadata").map_err(kafka)?;
+    settings.check_brokers(&md).map_err(refused)?;
     let Some(t) = md.topics().iter().find(|t| t.name() == topic) else {
         return Err(SampleError::NoSuchTopic(topic.into()));
     };

@@ -10,6 +10,7 @@ mod ingest;
 mod spec;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use backon::{BackoffBuilder, ExponentialBuilder};
@@ -22,6 +23,7 @@ use uuid::Uuid;
 
 use crate::config::WorkerConfig;
 use crate::coord::{self, lease, Lease, SliceState};
+use crate::egress::EgressPolicy;
 use crate::secrets::SecretBox;
 
 /// What a running slice is told.
@@ -58,8 +60,10 @@ pub async fn run_worker(
     pool: PgPool,
     secrets: SecretBox,
     config: WorkerConfig,
+    egress: EgressPolicy,
     mut shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
+    let egress = Arc::new(egress);
     let mut worker_id = Uuid::now_v7();
     lease::register(&pool, worker_id).await?;
     tracing::info!(%worker_id, "worker registered");
@@ -78,7 +82,7 @@ pub async fn run_worker(
             () = wakeups.next(&pool) => {}
             _ = shutdown.changed() => break,
         }
-        if let Err(e) = step(&pool, &secrets, &config, &mut worker_id, &mut running, &mut stopping).await {
+        if let Err(e) = step(&pool, &secrets, &config, &egress, &mut worker_id, &mut running, &mut stopping).await {
             tracing::warn!(error = format!("{e:#}"), "worker step failed; retrying");
         }
         while let Some(stopped) = stopping.try_join_next() {
@@ -148,6 +152,7 @@ async fn step(
     pool: &PgPool,
     secrets: &SecretBox,
     config: &WorkerConfig,
+    egress: &Arc<EgressPolicy>,
     worker_id: &mut Uuid,
     running: &mut HashMap<SliceKey, Running>,
     stopping: &mut JoinSet<()>,
@@ -218,7 +223,14 @@ async fn step(
             epoch = claimed.epoch, "claimed slice"
         );
         let (signal, signal_rx) = watch::channel(Signal::Run);
-        let task = tokio::spawn(supervise(pool.clone(), secrets.clone(), config.clone(), claimed.clone(), signal_rx));
+        let task = tokio::spawn(supervise(
+            pool.clone(),
+            secrets.clone(),
+            config.clone(),
+            egress.clone(),
+            claimed.clone(),
+            signal_rx,
+        ));
         running.insert((claimed.pipeline_id, claimed.slice), Running { lease: claimed, signal, task });
     }
     Ok(())
@@ -230,6 +242,7 @@ async fn supervise(
     pool: PgPool,
     secrets: SecretBox,
     config: WorkerConfig,
+    egress: Arc<EgressPolicy>,
     lease: Lease,
     mut signal: watch::Receiver<Signal>,
 ) {
@@ -243,7 +256,7 @@ async fn supervise(
     };
     let mut backoff = restarts();
     loop {
-        let outcome = match spec::load(&pool, &secrets, lease.pipeline_id).await {
+        let outcome = match spec::load(&pool, &secrets, &egress, lease.pipeline_id).await {
             Ok(Some(spec)) => ingest::run(pool.clone(), config.clone(), lease.clone(), spec, signal.clone()).await,
             Ok(None) => return,
             Err(e) => Err(e),

@@ -1,6 +1,8 @@
 //! What a worker needs to run one pipeline, read from the control plane's
 //! tables (the backend and the workers meet only in Postgres).
 
+use std::sync::Arc;
+
 use anyhow::Context;
 use icehouse_api::connections::{SaslMechanism, SecurityProtocol};
 use icehouse_api::pipelines::{CompiledMapping, Mapping, MessageFormat, PartitionField, StartPosition};
@@ -9,6 +11,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::coord::{self, state};
+use crate::egress::EgressPolicy;
 use crate::iceberg::{S3Access, Warehouse};
 use crate::kafka::KafkaSettings;
 use crate::secrets::SecretBox;
@@ -33,8 +36,11 @@ pub struct PipelineSpec {
 }
 
 impl PipelineSpec {
-    /// The destination's warehouse (`file://` or `s3://`).
-    pub fn warehouse(&self) -> anyhow::Result<Warehouse> {
+    /// The destination's warehouse (`file://` or `s3://`), its S3 endpoint
+    /// checked against the egress policy first.
+    pub async fn warehouse(&self) -> anyhow::Result<Warehouse> {
+        let (egress, s3) = (self.kafka.egress.clone(), self.s3.clone());
+        tokio::task::spawn_blocking(move || s3.check_egress(&egress)).await??;
         Ok(Warehouse::open(&self.destination_id.to_string(), &self.warehouse_uri, &self.s3)?)
     }
 }
@@ -65,7 +71,12 @@ struct Row {
 }
 
 /// The pipeline's current spec, or None once it is deleted.
-pub async fn load(pool: &PgPool, secrets: &SecretBox, pipeline_id: Uuid) -> anyhow::Result<Option<PipelineSpec>> {
+pub async fn load(
+    pool: &PgPool,
+    secrets: &SecretBox,
+    egress: &Arc<EgressPolicy>,
+    pipeline_id: Uuid,
+) -> anyhow::Result<Option<PipelineSpec>> {
     let mut tx = coord::begin_system(pool).await?;
     let row: Option<Row> = sqlx::query_as(
         "SELECT p.id, p.tenant_id, p.topic, p.namespace, p.table_name, p.format, p.mapping, p.partition_by, p.start_position,
@@ -83,6 +94,7 @@ pub async fn load(pool: &PgPool, secrets: &SecretBox, pipeline_id: Uuid) -> anyh
     tx.commit().await?;
     let Some(r) = row else { return Ok(None) };
     let kafka = KafkaSettings {
+        egress: egress.clone(),
         bootstrap_servers: r.bootstrap_servers,
         security_protocol: SecurityProtocol::parse(&r.security_protocol)
             .ok_or_else(|| anyhow::anyhow!("unknown security protocol {}", r.security_protocol))?,

@@ -1,6 +1,7 @@
 //! The slice protocol against Postgres, without Kafka: the scheduler's cut
 //! for the live workers, claims spread one per worker, every old holder
-//! fenced by a re-cut, and the pipeline's state summed up over its slices.
+//! fenced by a re-cut, the pipeline's state summed up over its slices, and
+//! commits of a partition that chain exactly.
 //! (e2e/tests/e2e/slices.rs runs the same with real workers and a broker.)
 
 use std::time::Duration;
@@ -232,4 +233,51 @@ async fn the_pipeline_state_sums_up_its_slices(pool: PgPool) {
         lease::release(&pool, l, SliceState::Paused).await.unwrap();
     }
     assert_eq!(status(&pool, p).await.0, "paused");
+}
+
+/// A commit moves a partition's offset only from where its batch began: a
+/// batch that repeats committed messages, or one that starts past offsets
+/// no commit holds, is refused even with the right epoch, and changes nothing.
+#[sqlx::test(migrations = "../migrations")]
+async fn commits_of_a_partition_chain_exactly(pool: PgPool) {
+    use icehouse_workers::coord::offsets::{self, OffsetMove};
+    use std::collections::BTreeMap;
+    let p = pipeline(&pool).await;
+    let w = worker(&pool).await;
+    let lease = claim(&pool, w).await.pop().expect("a slice");
+    let mut tx = icehouse_workers::coord::begin_system(&pool).await.unwrap();
+    assert_eq!(offsets::resolve_start(&mut tx, p, lease.tenant_id, 0, 100).await.unwrap(), 100);
+    tx.commit().await.unwrap();
+
+    let commit = |from: i64, next: i64| {
+        let (pool, lease) = (pool.clone(), lease.clone());
+        async move {
+            let mut tx = icehouse_workers::coord::begin_system(&pool).await.unwrap();
+            assert!(lease::check_epoch(&mut tx, &lease).await.unwrap());
+            let moves = BTreeMap::from([(0, OffsetMove { from, next })]);
+            let done = offsets::record_commit(&mut tx, &lease, &moves, (next - from) as u64, 0).await.unwrap();
+            match done {
+                Ok(()) => tx.commit().await.unwrap(),
+                Err(_) => tx.rollback().await.unwrap(),
+            }
+            done.map_err(|moved| (moved.partition, moved.from, moved.stored))
+        }
+    };
+    assert_eq!(commit(100, 150).await, Ok(()));
+    assert_eq!(commit(100, 150).await, Err((0, 100, Some(150))), "the same messages again");
+    assert_eq!(commit(160, 200).await, Err((0, 160, Some(150))), "past 150..160, which nothing holds");
+    assert_eq!(commit(150, 200).await, Ok(()));
+    let mut tx = icehouse_workers::coord::begin_system(&pool).await.unwrap();
+    assert_eq!(offsets::stored(&mut tx, p).await.unwrap().get(&0), Some(&200));
+    let (rows,): (i64,) = sqlx::query_as("SELECT rows_committed FROM pipeline_leases WHERE pipeline_id = $1")
+        .bind(p)
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+    assert_eq!(rows, 100, "only the two chained commits counted");
+    tx.commit().await.unwrap();
+    let unseeded = BTreeMap::from([(1, OffsetMove { from: 0, next: 5 })]);
+    let mut tx = icehouse_workers::coord::begin_system(&pool).await.unwrap();
+    let refused = offsets::record_commit(&mut tx, &lease, &unseeded, 5, 0).await.unwrap().unwrap_err();
+    assert_eq!((refused.partition, refused.stored), (1, None), "a partition with no stored offset");
 }

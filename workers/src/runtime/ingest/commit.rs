@@ -17,14 +17,16 @@ use backon::{BackoffBuilder, ExponentialBuilder};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::coord::{self, lease, offsets, Lease};
+use crate::coord::offsets::{self, OffsetMove};
+use crate::coord::{self, lease, Lease};
 use crate::iceberg::{self as ice, LakeErrorKind, LoadedTable, PreparedCommit, Warehouse};
 
 /// Everything one commit needs.
 pub struct Batch {
     pub rows: Option<RecordBatch>,
     pub dead: Option<RecordBatch>,
-    pub next_offsets: BTreeMap<i32, i64>,
+    /// Per partition with a message in the batch: where it started and ends.
+    pub offsets: BTreeMap<i32, OffsetMove>,
     pub row_count: u64,
     pub dead_count: u64,
 }
@@ -61,11 +63,12 @@ pub async fn commit(
         Some(dead) => ice::write_data_files(warehouse, &tables.1, dead).await?,
         None => vec![],
     };
+    let next_offsets: BTreeMap<i32, i64> = batch.offsets.iter().map(|(&p, m)| (p, m.next)).collect();
     let summary = HashMap::from([
         (ice::COMMIT_ID_KEY.to_string(), commit_id.clone()),
         ("icehouse.pipeline-id".to_string(), lease.pipeline_id.to_string()),
         ("icehouse.epoch".to_string(), lease.epoch.to_string()),
-        ("icehouse.next-offsets".to_string(), serde_json::to_string(&batch.next_offsets)?),
+        ("icehouse.next-offsets".to_string(), serde_json::to_string(&next_offsets)?),
     ]);
     // After an unknown outcome: back off (the database may be struggling).
     let mut unknown_outcome_delays = ExponentialBuilder::new()
@@ -145,7 +148,17 @@ pub async fn commit(
             lost_race = true;
             continue;
         }
-        offsets::record_commit(&mut tx, lease, &batch.next_offsets, batch.row_count, batch.dead_count).await?;
+        if let Err(moved) =
+            offsets::record_commit(&mut tx, lease, &batch.offsets, batch.row_count, batch.dead_count).await?
+        {
+            // The epoch was ours, yet the batch does not follow the last
+            // commit: committing would lose or repeat messages. The slice
+            // starts again from the stored offsets.
+            tx.rollback().await?;
+            discard(warehouse, &prepared).await;
+            tracing::error!(pipeline = %lease.pipeline_id, slice = lease.slice, error = %moved, "commit refused");
+            return Err(moved.into());
+        }
         match tx.commit().await {
             Ok(()) => {
                 for p in &prepared {

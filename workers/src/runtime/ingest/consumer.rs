@@ -17,6 +17,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use sqlx::PgPool;
 
 use crate::coord::{self, offsets};
+use crate::kafka::KafkaSettings;
 use crate::mapping::KafkaMessage;
 use crate::runtime::spec::PipelineSpec;
 
@@ -48,8 +49,11 @@ impl ConsumerContext for ErrorContext {}
 
 pub type KafkaConsumer = StreamConsumer<ErrorContext>;
 
-pub fn connect(spec: &PipelineSpec) -> anyhow::Result<KafkaConsumer> {
-    let mut config = spec.kafka.client_config();
+/// The slice's consumer, its bootstrap servers checked against the egress
+/// policy first (a lookup, off the async threads).
+pub async fn connect(spec: &PipelineSpec) -> anyhow::Result<KafkaConsumer> {
+    let kafka = spec.kafka.clone();
+    let mut config = tokio::task::spawn_blocking(move || kafka.checked_config()).await??;
     config
         .set("group.id", format!("icehouse-{}", spec.id))
         .set("enable.auto.commit", "false")
@@ -96,12 +100,23 @@ impl Drop for SliceConsumer {
     }
 }
 
-/// The topic's partition ids, sorted. librdkafka's metadata call blocks, so
-/// it runs off the async threads.
-pub async fn partitions_of(consumer: &Arc<KafkaConsumer>, topic: &str, max: usize) -> anyhow::Result<Vec<i32>> {
-    let (consumer, name) = (consumer.clone(), topic.to_string());
-    let md =
-        tokio::task::spawn_blocking(move || consumer.fetch_metadata(Some(&name), Duration::from_secs(5))).await??;
+/// The topic's partition ids, sorted, once every broker the cluster
+/// advertises has passed the egress policy (before the first fetch, and at
+/// every look after). librdkafka's metadata call blocks, so it runs off the
+/// async threads.
+pub async fn partitions_of(
+    consumer: &Arc<KafkaConsumer>,
+    kafka: &KafkaSettings,
+    topic: &str,
+    max: usize,
+) -> anyhow::Result<Vec<i32>> {
+    let (consumer, name, kafka) = (consumer.clone(), topic.to_string(), kafka.clone());
+    let md = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+        let md = consumer.fetch_metadata(Some(&name), Duration::from_secs(5))?;
+        kafka.check_brokers(&md)?;
+        Ok(md)
+    })
+    .await??;
     let t = md.topics().iter().find(|t| t.name() == topic).context("topic not in metadata")?;
     if let Some(err) = t.error() {
         anyhow::bail!("{err:?}");

@@ -18,13 +18,14 @@ mod batching;
 mod commit;
 mod consumer;
 mod health;
+mod positions;
 
-use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use rdkafka::consumer::Consumer;
+use rdkafka::Message;
 use sqlx::PgPool;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -33,10 +34,12 @@ use tokio::time::Instant;
 use self::batching::{BatchPolicy, Limits};
 use self::commit::{commit, Batch, Committed, Tables};
 use self::health::{Change, KafkaHealth};
+use self::positions::{Delivery, Positions};
 use super::spec::PipelineSpec;
 use super::Signal;
 use crate::config::WorkerConfig;
 use crate::coord::{self, lease, slices, Lease, SliceState};
+use crate::egress::EgressError;
 use crate::formats::RowDecoder;
 use crate::iceberg::{self as ice, LoadedTable, Warehouse};
 use crate::mapping::{DeadLetterBuilder, KafkaMessage};
@@ -68,7 +71,7 @@ pub async fn run(
     spec: PipelineSpec,
     mut signal: watch::Receiver<Signal>,
 ) -> anyhow::Result<Exit> {
-    let warehouse = Arc::new(spec.warehouse()?);
+    let warehouse = Arc::new(spec.warehouse().await?);
     let deadline = Duration::from_secs(config.commit_timeout_secs.max(1));
     // Bounded like a commit: a silent bucket must not hold the slice (and
     // the connection of the transaction the tables are made in) for ever.
@@ -82,9 +85,9 @@ pub async fn run(
     let table_schema = table.arrow_schema()?;
     let tables: Arc<Tables> = Arc::new(tokio::sync::Mutex::new((table, dead_table)));
 
-    let consumer = consumer::SliceConsumer::new(consumer::connect(&spec)?);
+    let consumer = consumer::SliceConsumer::new(consumer::connect(&spec).await?);
     let mut topic_partitions = loop {
-        match consumer::partitions_of(&consumer, &spec.topic, config.max_topic_partitions).await {
+        match consumer::partitions_of(&consumer, &spec.kafka, &spec.topic, config.max_topic_partitions).await {
             Ok(p) => break p,
             Err(e) => {
                 lease::set_failing(&pool, &lease, &format!("cannot read topic `{}`: {e:#}", spec.topic)).await?;
@@ -108,17 +111,13 @@ pub async fn run(
             mine.clone()
         }
     };
-    // Where each partition's next message should be: the broker may skip
-    // offsets (compaction, transaction markers), which is logged, since
-    // skipped offsets are messages this pipeline never sees.
-    let mut positions = consumer::assign(&pool, &consumer, &spec, &partitions).await?;
+    let mut positions = Positions::new(consumer::assign(&pool, &consumer, &spec, &partitions).await?);
     lease::set_state(&pool, &lease, SliceState::Running).await?;
     let mut last_partition_check = Instant::now();
 
     let mut decoder = RowDecoder::new(spec.format, &spec.mapping, table_schema, config.max_message_bytes)?;
     let pipeline_id = spec.id.to_string();
     let mut dead = DeadLetterBuilder::new(&pipeline_id);
-    let mut next_offsets: BTreeMap<i32, i64> = BTreeMap::new();
     let limits = Limits { max_messages: config.batch_max_messages, max_bytes: config.batch_max_bytes };
     let mut policy = BatchPolicy::new(limits, Duration::from_millis(spec.flush_interval_ms), Instant::now());
     let mut health = KafkaHealth::new(Instant::now());
@@ -132,26 +131,31 @@ pub async fn run(
         let mut change: Option<Change> = None;
         let flush_now = tokio::select! {
             msg = consumer.recv() => match msg {
-                Ok(m) => {
-                    let msg = consumer::owned(&m);
-                    if let Err(rejection) = decoder.push(&msg) {
-                        dead.push(&msg, &rejection, chrono::Utc::now());
+                Ok(m) => match positions.deliver(m.partition(), m.offset()) {
+                    Delivery::Repeat { expected, first } => {
+                        if first {
+                            tracing::warn!(
+                                pipeline = %spec.id, partition = m.partition(), expected, got = m.offset(),
+                                "the broker delivered offsets this slice already holds; dropping them"
+                            );
+                        }
+                        false
                     }
-                    next_offsets.insert(msg.partition, msg.offset + 1);
-                    match positions.insert(msg.partition, msg.offset + 1) {
-                        // One offset is a transaction marker; more, or going back, is news.
-                        Some(expected) if msg.offset == expected + 1 => tracing::debug!(
-                            pipeline = %spec.id, partition = msg.partition, offset = expected, "an offset with no message"
-                        ),
-                        Some(expected) if expected != msg.offset => tracing::warn!(
-                            pipeline = %spec.id, partition = msg.partition, expected, got = msg.offset,
-                            "the broker did not deliver the next offset"
-                        ),
-                        _ => {}
+                    delivery => {
+                        if let Delivery::Gap { expected } = delivery {
+                            tracing::warn!(
+                                pipeline = %spec.id, partition = m.partition(), expected, got = m.offset(),
+                                "the broker did not deliver the next offset"
+                            );
+                        }
+                        let msg = consumer::owned(&m);
+                        if let Err(rejection) = decoder.push(&msg) {
+                            dead.push(&msg, &rejection, chrono::Utc::now());
+                        }
+                        change = health.on_message();
+                        policy.add(message_bytes(&msg), Instant::now())
                     }
-                    change = health.on_message();
-                    policy.add(message_bytes(&msg), Instant::now())
-                }
+                },
                 Err(e) => {
                     let reason = consumer.context().take_report().unwrap_or_else(|| e.to_string());
                     change = health.on_error(reason, Instant::now());
@@ -164,10 +168,11 @@ pub async fn run(
                 if !health.is_failing() && last_partition_check.elapsed() >= PARTITION_CHECK {
                     last_partition_check = Instant::now();
                     // A failed look is no news: the consumer reports broker trouble
-                    // itself. A topic grown past what a pipeline reads fails the
-                    // slice, which says so as it starts again.
-                    let looked = consumer::partitions_of(&consumer, &spec.topic, config.max_topic_partitions).await;
-                    if looked.as_ref().is_err_and(|e| e.is::<crate::kafka::PartitionsRefused>()) {
+                    // itself. A topic grown past what a pipeline reads, or a broker
+                    // the egress policy refuses, fails the slice, which says so as
+                    // it starts again.
+                    let looked = consumer::partitions_of(&consumer, &spec.kafka, &spec.topic, config.max_topic_partitions).await;
+                    if looked.as_ref().is_err_and(|e| e.is::<crate::kafka::PartitionsRefused>() || e.is::<EgressError>()) {
                         return Err(looked.unwrap_err());
                     }
                     if let Ok(now) = looked {
@@ -208,7 +213,7 @@ pub async fn run(
                 }
             }
             if how == Signal::Drain && !policy.is_empty() {
-                let batch = take_batch(&mut decoder, &mut dead, &mut next_offsets, &mut policy);
+                let batch = take_batch(&mut decoder, &mut dead, &mut positions, &mut policy);
                 if within(deadline, commit(&pool, &warehouse, &tables, &lease, batch)).await? == Committed::LeaseLost {
                     return Ok(Exit::LeaseLost);
                 }
@@ -226,7 +231,7 @@ pub async fn run(
                     return Ok(Exit::LeaseLost);
                 }
             }
-            let batch = take_batch(&mut decoder, &mut dead, &mut next_offsets, &mut policy);
+            let batch = take_batch(&mut decoder, &mut dead, &mut positions, &mut policy);
             let (pool, warehouse, tables, lease) = (pool.clone(), warehouse.clone(), tables.clone(), lease.clone());
             in_flight =
                 Some(tokio::spawn(
@@ -262,7 +267,7 @@ fn message_bytes(msg: &KafkaMessage) -> usize {
 fn take_batch(
     decoder: &mut RowDecoder,
     dead: &mut DeadLetterBuilder,
-    next_offsets: &mut BTreeMap<i32, i64>,
+    positions: &mut Positions,
     policy: &mut BatchPolicy,
 ) -> Batch {
     let row_count = decoder.len() as u64;
@@ -270,7 +275,7 @@ fn take_batch(
     let rows = (row_count > 0).then(|| decoder.finish());
     let dead_rows = (dead_count > 0).then(|| dead.finish());
     policy.reset(Instant::now());
-    Batch { rows, dead: dead_rows, next_offsets: std::mem::take(next_offsets), row_count, dead_count }
+    Batch { rows, dead: dead_rows, offsets: positions.take_batch(), row_count, dead_count }
 }
 
 /// The table and its dead-letter table, created if the control plane has not yet.
