@@ -23,6 +23,9 @@ await wasm-bindgen
 step "web UI (wasm)" scripts/build-frontend.sh
 
 export ICEHOUSE__DATABASE__URL="$DATABASE_URL"
+if [[ -n ${ICEHOUSE_TENANT_DATABASE_URL:-} ]]; then
+    export ICEHOUSE__DATABASE__TENANT_URL="$ICEHOUSE_TENANT_DATABASE_URL"
+fi
 if [[ $demo != 0 ]]; then
     # The wizard offers the demo broker (and icehouse dev a local warehouse).
     export ICEHOUSE__UI__DEFAULT_BOOTSTRAP_SERVERS="127.0.0.1:$ICEHOUSE_DEMO_BROKER_PORT"

@@ -147,6 +147,9 @@ ensure_chromium() {
 ICEHOUSE_DB_NAME=icehouse
 ICEHOUSE_DB_USER=icehouse
 ICEHOUSE_DB_PASSWORD=icehouse
+# The login of requests made for a tenant (database.tenant_url): a member of
+# icehouse_tenant, which row-level security never lets act as system code.
+ICEHOUSE_DB_TENANT_USER=icehouse_api
 
 _pg_client() { # path to a Postgres client tool, preferring PATH
     if command -v "$1" >/dev/null 2>&1; then
@@ -174,6 +177,9 @@ ensure_postgres() {
             if [[ "$(PGCONNECT_TIMEOUT=5 "$(_pg_client psql)" "$DATABASE_URL" -XAtqc \
                 'select rolsuper or rolbypassrls from pg_roles where rolname = current_user' 2>/dev/null)" == t ]]; then
                 log "WARNING: DATABASE_URL's role is a superuser or BYPASSRLS; row-level security is not enforced"
+            fi
+            if [[ -z ${ICEHOUSE_TENANT_DATABASE_URL:-} ]]; then
+                log "WARNING: ICEHOUSE_TENANT_DATABASE_URL is not set: tests need a login in role icehouse_tenant on that server"
             fi
             export DATABASE_URL
             return 0
@@ -234,6 +240,9 @@ _ensure_private_postgres() {
     exec {lock_fd}>&-
 
     export DATABASE_URL="postgres://$ICEHOUSE_DB_USER:$ICEHOUSE_DB_PASSWORD@127.0.0.1:$port/$ICEHOUSE_DB_NAME"
+    export ICEHOUSE_TENANT_DATABASE_URL="postgres://$ICEHOUSE_DB_TENANT_USER:$ICEHOUSE_DB_PASSWORD@127.0.0.1:$port/$ICEHOUSE_DB_NAME"
+    # For the test that starts a server on a superuser, which must refuse.
+    export ICEHOUSE_PG_SUPERUSER_URL="postgres://postgres@localhost/$ICEHOUSE_DB_NAME?host=$base&port=$port"
     _pg_url_works "$DATABASE_URL" || die "private Postgres is up but $DATABASE_URL does not connect (see $logfile)"
     log "Postgres: ready at 127.0.0.1:$port (data $data)"
 }
@@ -351,14 +360,22 @@ _pg_wait_for_orphans() {
 
 # Idempotent. The app relies on row-level security, which superusers (and
 # BYPASSRLS roles) skip, so the app role must be neither; tests create a
-# database per test, hence CREATEDB.
+# database per test, hence CREATEDB. The tenant login is a member of the
+# group role icehouse_tenant, which the migrations grant to.
 _pg_create_role_and_db() {
     "$bindir/psql" -X -q -v ON_ERROR_STOP=1 -h "$base" -p "$port" -U postgres -d postgres \
         -v user="$ICEHOUSE_DB_USER" -v password="$ICEHOUSE_DB_PASSWORD" -v db="$ICEHOUSE_DB_NAME" \
+        -v tenant_user="$ICEHOUSE_DB_TENANT_USER" \
         >/dev/null <<'SQL' || _pg_fail "could not create role/database"
 SELECT format('CREATE ROLE %I', :'user')
  WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'user') \gexec
 ALTER ROLE :"user" WITH LOGIN PASSWORD :'password' NOSUPERUSER CREATEDB NOCREATEROLE NOBYPASSRLS;
+SELECT 'CREATE ROLE icehouse_tenant NOLOGIN'
+ WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'icehouse_tenant') \gexec
+SELECT format('CREATE ROLE %I', :'tenant_user')
+ WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'tenant_user') \gexec
+ALTER ROLE :"tenant_user" WITH LOGIN PASSWORD :'password' NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS;
+GRANT icehouse_tenant TO :"tenant_user";
 SELECT format('CREATE DATABASE %I OWNER %I', :'db', :'user')
  WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = :'db') \gexec
 ALTER DATABASE :"db" OWNER TO :"user";

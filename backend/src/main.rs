@@ -64,7 +64,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Serve => {
             init_tracing();
-            serve(Config::load(file, None)?).await
+            serve(Config::load(file, None)?, false).await
         }
         Command::Dev => {
             init_tracing();
@@ -84,15 +84,33 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     "dev: sign-up is open (no e-mail confirmation; it tells whether an address has an account)"
                 );
             }
-            serve(config).await
+            serve(config, true).await
         }
     }
 }
 
-async fn serve(mut config: Config) -> anyhow::Result<()> {
+async fn serve(mut config: Config, dev: bool) -> anyhow::Result<()> {
     config.jwt_secret()?;
     let master_key = config.master_key()?;
-    let pool = icehouse_backend::connect(&config.database.url, config.database.max_connections).await?;
+    // Log-ins, token lookups and invitations: a quarter of the tenant pool's size.
+    let system = icehouse_backend::connect(&config.database.url, (config.database.max_connections / 4).max(4)).await?;
+    let pool = match &config.database.tenant_url {
+        Some(url) => {
+            let pool = icehouse_workers::pool(url, config.database.max_connections)
+                .await
+                .context("connecting to Postgres (database.tenant_url)")?;
+            icehouse_workers::check_role(&pool, true).await?;
+            pool
+        }
+        None if dev => {
+            tracing::info!("dev: no database.tenant_url; tenant requests use database.url's login");
+            system.clone()
+        }
+        None => anyhow::bail!(
+            "database.tenant_url is not set: requests made for a tenant need a login of their own, a member of \
+             the role icehouse_tenant (docs/operations.md)"
+        ),
+    };
     let listener = tokio::net::TcpListener::bind(config.http.bind)
         .await
         .with_context(|| format!("binding {}", config.http.bind))?;
@@ -125,13 +143,13 @@ async fn serve(mut config: Config) -> anyhow::Result<()> {
         true => {
             let pool = icehouse_workers::pool(&config.database.url, config.database.max_connections).await?;
             let (secrets, wc) = (SecretBox::new(&master_key), config.worker.clone());
-            let egress = config.egress.policy(&config.database.url)?;
+            let egress = config.egress.policy(&config.database)?;
             Some(tokio::spawn(icehouse_workers::runtime::run_worker(pool, secrets, wc, egress, stop_rx.clone())))
         }
     };
 
     let config_http = config.http.clone();
-    let app = icehouse_backend::router(AppState::new(pool, config)?);
+    let app = icehouse_backend::router(AppState::new(system, pool, config)?);
     println!(
         "Icehouse is running at http://{addr}  (API: http://{addr}/api/v1, spec: http://{addr}/api/v1/openapi.json)"
     );

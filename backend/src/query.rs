@@ -226,7 +226,7 @@ async fn register_tables(
         };
         let mut found = None;
         for dest in &destinations {
-            let Some(wh) = warehouse(dest, &state.secrets) else { continue };
+            let Some(wh) = warehouse(dest, &state.secrets, &state.egress) else { continue };
             if let Some(location) = ice::table_pointer(&mut tx, &wh, &namespace, &name).await? {
                 if found.is_some() {
                     return Err(ApiError::field(

@@ -39,7 +39,14 @@ impl TestDb {
     }
 
     pub async fn drop_now(self) -> anyhow::Result<()> {
-        let mut conn = PgConnection::connect(&self.admin_url).await?;
+        // The servers' tenant-login sessions are another role's, which only a
+        // superuser may end; without one (a DATABASE_URL of one's own), the
+        // admin login tries and waits for them.
+        let admin = match std::env::var("ICEHOUSE_PG_SUPERUSER_URL") {
+            Ok(_) => swap_login(&self.admin_url, "ICEHOUSE_PG_SUPERUSER_URL"),
+            Err(_) => self.admin_url.clone(),
+        };
+        let mut conn = PgConnection::connect(&admin).await?;
         let drop = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
         // A connection of a process just killed that is still authenticating
         // has no role yet, and a non-superuser may not terminate it: wait for
@@ -84,10 +91,30 @@ impl Drop for Server {
     }
 }
 
+/// `db_url` (a test's database) under the tenant login of
+/// ICEHOUSE_TENANT_DATABASE_URL, which scripts/lib.sh exports.
+pub fn tenant_url(db_url: &str) -> String {
+    swap_login(db_url, "ICEHOUSE_TENANT_DATABASE_URL")
+}
+
+/// `db_url` with the login (and host) of the URL in the variable `var`.
+pub fn swap_login(db_url: &str, var: &str) -> String {
+    let login = std::env::var(var).unwrap_or_else(|_| panic!("{var} is not set (scripts/lib.sh exports it)"));
+    let db = db_url.rsplit_once('/').map(|(_, db)| db).expect("a database URL names its database");
+    // postgres://postgres@localhost/icehouse?host=/socket/dir: the query may hold slashes too.
+    let (path, query) = login.split_once('?').map_or((login.as_str(), None), |(p, q)| (p, Some(q)));
+    let base = path.rsplit_once('/').map(|(base, _)| base).unwrap_or_else(|| panic!("{var} names no database"));
+    match query {
+        Some(query) => format!("{base}/{db}?{query}"),
+        None => format!("{base}/{db}"),
+    }
+}
+
 /// Keys for a server under test (fixed: tests need no secrecy).
 pub fn test_env(db_url: &str) -> Vec<(String, String)> {
     vec![
         ("ICEHOUSE__DATABASE__URL".into(), db_url.into()),
+        ("ICEHOUSE__DATABASE__TENANT_URL".into(), tenant_url(db_url)),
         ("ICEHOUSE__HTTP__BIND".into(), "127.0.0.1:0".into()),
         ("ICEHOUSE__AUTH__JWT_SECRET".into(), "ZTJlLXRlc3Qta2V5LWUyZS10ZXN0LWtleS1lMmUtdGVzdC1rZXk=".into()),
         ("ICEHOUSE__SECRETS__MASTER_KEY".into(), "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=".into()),
@@ -310,6 +337,13 @@ pub fn read_table_with(
 }
 
 /// A logged-in API client.
+/// An HTTP client that never reuses a connection the server may be closing:
+/// the server drops a kept-alive connection that sends nothing for
+/// `http.header_read_timeout_secs` (10 s), so idle ones are let go sooner.
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder().pool_idle_timeout(Duration::from_secs(5)).build().expect("a reqwest client")
+}
+
 pub struct Api {
     pub http: reqwest::Client,
     pub base: String,
@@ -324,7 +358,7 @@ impl Api {
     /// A tenant of its own for `email` (a second server on the same database
     /// needs another), named after it.
     pub async fn signup_as(base: &str, email: &str) -> anyhow::Result<Api> {
-        let http = reqwest::Client::new();
+        let http = client();
         let tenant = if email == "e2e@e2e.test" { "E2E".to_string() } else { format!("E2E {email}") };
         let r: serde_json::Value = http
             .post(format!("{base}/api/v1/auth/signup"))

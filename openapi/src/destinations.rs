@@ -112,7 +112,11 @@ impl DestinationSettings<'_> {
                     v.check(ok, "s3_endpoint", "must be an http:// or https:// URL");
                 }
                 if let Some(region) = self.s3_region {
-                    v.text("s3_region", region, 64);
+                    // With no endpoint the region names the AWS host: nothing but a region name.
+                    let ok = !region.is_empty()
+                        && region.len() <= 64
+                        && region.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+                    v.check(ok, "s3_region", "must be a region name (lowercase letters, digits and dashes)");
                 }
                 // Keys come as a pair, or neither (credentials from the environment).
                 let has_key_id = self.s3_access_key_id.is_some();

@@ -38,9 +38,10 @@ impl EgressConfig {
         self.allow.get_or_insert_with(|| crate::egress::DEV_ALLOW.to_string());
     }
 
-    /// The policy, refusing the server's own Postgres at `database_url` too.
-    pub fn policy(&self, database_url: &str) -> anyhow::Result<crate::egress::EgressPolicy> {
-        crate::egress::EgressPolicy::new(self.allow.as_deref().unwrap_or(""), database_url)
+    /// The policy, refusing the server's own Postgres (both logins' hosts) too.
+    pub fn policy(&self, database: &DatabaseConfig) -> anyhow::Result<crate::egress::EgressPolicy> {
+        let urls: Vec<&str> = std::iter::once(database.url.as_str()).chain(database.tenant_url.as_deref()).collect();
+        crate::egress::EgressPolicy::new(self.allow.as_deref().unwrap_or(""), &urls)
     }
 }
 
@@ -69,7 +70,12 @@ impl Config {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(default)]
 pub struct DatabaseConfig {
+    /// The login of the data plane and of code that works across tenants.
     pub url: String,
+    /// The login of requests made for a tenant, a member of the role
+    /// `icehouse_tenant` (which row-level security never lets act as
+    /// system code). Required by `serve`; `dev` falls back to `url`.
+    pub tenant_url: Option<String>,
     pub max_connections: u32,
 }
 
@@ -138,6 +144,10 @@ impl Default for WorkerConfig {
 
 impl Default for DatabaseConfig {
     fn default() -> Self {
-        Self { url: "postgres://icehouse:icehouse@127.0.0.1:54329/icehouse".into(), max_connections: 32 }
+        Self {
+            url: "postgres://icehouse:icehouse@127.0.0.1:54329/icehouse".into(),
+            tenant_url: None,
+            max_connections: 32,
+        }
     }
 }

@@ -46,6 +46,9 @@ pub enum EgressError {
     /// The name does not resolve (the client would fail the same way).
     #[error("{target} could not be resolved: {reason}")]
     Unresolved { target: String, reason: String },
+    /// Not something that can be checked (and so not connected to).
+    #[error("{target} is not a valid address: {reason}")]
+    Invalid { target: String, reason: String },
 }
 
 #[derive(Debug, Clone, Default)]
@@ -60,8 +63,8 @@ pub const DEV_ALLOW: &str = "127.0.0.0/8,::1/128,10.0.0.0/8,172.16.0.0/12,192.16
 
 impl EgressPolicy {
     /// The policy of `allow` (comma-separated CIDRs), refusing the server's
-    /// own Postgres at `database_url` in any case.
-    pub fn new(allow: &str, database_url: &str) -> anyhow::Result<EgressPolicy> {
+    /// own Postgres (what each of `database_urls` names) in any case.
+    pub fn new(allow: &str, database_urls: &[&str]) -> anyhow::Result<EgressPolicy> {
         use anyhow::Context;
         let allow = allow
             .split(',')
@@ -69,7 +72,7 @@ impl EgressPolicy {
             .filter(|s| !s.is_empty())
             .map(|s| s.parse::<IpNet>().with_context(|| format!("egress.allow: `{s}` is not a CIDR range")))
             .collect::<anyhow::Result<Vec<_>>>()?;
-        let own = postgres_addresses(database_url);
+        let own = database_urls.iter().flat_map(|url| postgres_addresses(url)).collect();
         Ok(EgressPolicy { allow, own })
     }
 
@@ -119,22 +122,43 @@ impl EgressPolicy {
         self.check_host(host, port)
     }
 
-    /// Checks a URL's host (an S3 endpoint).
+    /// Checks a URL's host (an S3 endpoint) by what it resolves to.
     pub fn check_url(&self, url: &str) -> Result<(), EgressError> {
-        let unresolved = |reason: &str| EgressError::Unresolved { target: url.to_string(), reason: reason.into() };
-        let parsed: http::Uri = url.parse().map_err(|e: http::uri::InvalidUri| unresolved(&e.to_string()))?;
-        let host = parsed.host().ok_or_else(|| unresolved("no host"))?;
-        let port = match (parsed.port_u16(), parsed.scheme_str()) {
-            (Some(port), _) => port,
-            (None, Some("https")) => 443,
-            (None, Some("http")) => 80,
-            _ => return Err(unresolved("not an http:// or https:// URL")),
-        };
-        self.check_host(host, port).map_err(|e| match e {
+        let (host, port) = url_host(url)?;
+        self.check_host(&host, port).map_err(|e| match e {
             EgressError::Forbidden(f) => Forbidden { target: url.to_string(), ..f }.into(),
             other => other,
         })
     }
+
+    /// Checks a URL's host without a lookup: an IP literal is checked, a
+    /// name passes (for paths that must not block; names are checked by
+    /// [`EgressPolicy::check_url`] where a lookup may run).
+    pub fn check_url_literal(&self, url: &str) -> Result<(), EgressError> {
+        let (host, port) = url_host(url)?;
+        match host.parse::<IpAddr>() {
+            Ok(ip) => self
+                .check(SocketAddr::new(ip, port))
+                .map_err(|why| Forbidden { target: url.to_string(), addr: canonical(ip), why }.into()),
+            Err(_) => Ok(()),
+        }
+    }
+}
+
+/// The host and port of an http:// or https:// URL; anything this strict
+/// parser does not take is refused (a laxer one downstream might read it as
+/// another host).
+fn url_host(url: &str) -> Result<(String, u16), EgressError> {
+    let invalid = |reason: &str| EgressError::Invalid { target: url.to_string(), reason: reason.into() };
+    let parsed: http::Uri = url.parse().map_err(|e: http::uri::InvalidUri| invalid(&e.to_string()))?;
+    let host = parsed.host().ok_or_else(|| invalid("no host"))?;
+    let port = match (parsed.port_u16(), parsed.scheme_str()) {
+        (Some(port), _) => port,
+        (None, Some("https")) => 443,
+        (None, Some("http")) => 80,
+        _ => return Err(invalid("not an http:// or https:// URL")),
+    };
+    Ok((host.trim_start_matches('[').trim_end_matches(']').to_string(), port))
 }
 
 /// The addresses of the server's own Postgres (what `database.url` names).
@@ -156,7 +180,11 @@ fn canonical(ip: IpAddr) -> IpAddr {
     }
     let s = v6.segments();
     let embedded = |hi: u16, lo: u16| IpAddr::V4(Ipv4Addr::new((hi >> 8) as u8, hi as u8, (lo >> 8) as u8, lo as u8));
-    if s[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
+    // NAT64 (well-known and local-use prefixes) and the old IPv4-compatible form.
+    if s[..6] == [0x64, 0xff9b, 0, 0, 0, 0] || s[..3] == [0x64, 0xff9b, 1] {
+        return embedded(s[6], s[7]);
+    }
+    if s[..6] == [0; 6] && !v6.is_loopback() && !v6.is_unspecified() {
         return embedded(s[6], s[7]);
     }
     if s[0] == 0x2002 {
@@ -182,8 +210,14 @@ fn special(ip: IpAddr) -> Option<&'static str> {
                 Some("a multicast address")
             } else if v4.is_unspecified() || a == 0 {
                 Some("an unspecified address")
-            } else if v4.is_broadcast() || a >= 240 {
+            } else if v4.is_broadcast()
+                || a >= 240
+                || (a, b, v4.octets()[2]) == (192, 0, 0)
+                || (a == 198 && (b & 0xfe) == 18)
+            {
                 Some("a reserved address")
+            } else if matches!(v4.octets(), [192, 0, 2, _] | [198, 51, 100, _] | [203, 0, 113, _]) {
+                Some("a documentation address")
             } else {
                 None
             }
@@ -199,6 +233,8 @@ fn special(ip: IpAddr) -> Option<&'static str> {
                 Some("a link-local address")
             } else if v6.is_multicast() {
                 Some("a multicast address")
+            } else if v6.segments()[..2] == [0x2001, 0] {
+                Some("a tunnel (Teredo) address")
             } else {
                 None
             }
@@ -211,7 +247,7 @@ mod tests {
     use super::*;
 
     fn strict() -> EgressPolicy {
-        EgressPolicy::new("", "postgres://u:p@127.0.0.1:54329/db").unwrap()
+        EgressPolicy::new("", &["postgres://u:p@127.0.0.1:54329/db"]).unwrap()
     }
 
     fn refused(p: &EgressPolicy, addr: &str) -> Option<&'static str> {
@@ -239,6 +275,12 @@ mod tests {
             ("[::ffff:127.0.0.1]:9092", "a loopback address"),
             ("[64:ff9b::a9fe:a9fe]:80", "a link-local address"),
             ("[2002:c0a8:0101::1]:9092", "a private address"),
+            ("[64:ff9b:1::a00:1]:9092", "a private address"),
+            ("[::a00:1]:9092", "a private address"),
+            ("[2001:0:4136:e378::1]:9092", "a tunnel (Teredo) address"),
+            ("192.0.0.8:9092", "a reserved address"),
+            ("198.18.0.1:9092", "a reserved address"),
+            ("203.0.113.9:9092", "a documentation address"),
         ] {
             assert_eq!(refused(&p, addr), Some(why), "{addr}");
         }
@@ -249,13 +291,18 @@ mod tests {
 
     #[test]
     fn an_allowed_range_opens_only_itself_and_never_the_database() {
-        let p = EgressPolicy::new("127.0.0.2/32, 10.0.0.0/8", "postgres://u:p@127.0.0.2:54329/db").unwrap();
+        let p = EgressPolicy::new(
+            "127.0.0.2/32, 10.0.0.0/8",
+            &["postgres://u:p@127.0.0.2:54329/db", "postgres://t@10.1.1.1/db"],
+        )
+        .unwrap();
         assert_eq!(refused(&p, "127.0.0.2:9092"), None);
         assert_eq!(refused(&p, "10.9.9.9:9092"), None);
         assert_eq!(refused(&p, "127.0.0.1:9092"), Some("a loopback address"));
         assert_eq!(refused(&p, "127.0.0.2:54329"), Some("this server's own database"));
         assert_eq!(refused(&p, "[::ffff:127.0.0.2]:54329"), Some("this server's own database"));
-        assert!(EgressPolicy::new("10.0.0.0/33", "").is_err());
+        assert_eq!(refused(&p, "10.1.1.1:5432"), Some("this server's own database"), "the tenant login's too");
+        assert!(EgressPolicy::new("10.0.0.0/33", &[]).is_err());
     }
 
     #[test]

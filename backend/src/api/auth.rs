@@ -33,14 +33,14 @@ pub async fn login(
 ) -> ApiResult<Json<TokenResponse>> {
     const WRONG: ApiError = ApiError::Unauthorized("wrong email or password");
     state.auth_limits.check(client, Some(&req.email))?;
-    let mut tx = db::begin_system(&state.pool).await?;
+    let mut tx = db::begin_system(&state.system).await?;
     let user = db::users::user_by_email(&mut tx, &req.email).await?;
     // No connection is held while the password is checked (and maybe queued
     // behind other log-ins for a hashing permit).
     tx.commit().await?;
     let ok = password::verify(req.password.clone(), user.as_ref().map(|u| u.password_hash.clone())).await?;
     let Some(user) = user.filter(|_| ok) else { return Err(WRONG) };
-    let mut tx = db::begin_system(&state.pool).await?;
+    let mut tx = db::begin_system(&state.system).await?;
     let (tenant, role) =
         db::users::login_membership(&mut tx, UserId::from_uuid(user.id), req.tenant_id).await?.ok_or(WRONG)?;
     let role = db::users::parse_role(&role)?;
@@ -73,7 +73,7 @@ pub async fn refresh(
     // only known after the lookup, so the address alone limits it.
     state.auth_limits.check(client, None)?;
     let hash = hash_secret(&req.refresh_token);
-    let mut tx = db::begin_system(&state.pool).await?;
+    let mut tx = db::begin_system(&state.system).await?;
     // The account first, then the token: the order a password change locks
     // them in (`db::passwords::set_password`), so the two never deadlock and
     // a change either revokes the token this issues or waits for it.
@@ -126,7 +126,7 @@ pub async fn refresh(
     responses((status = 204, description = "Logged out"))
 )]
 pub async fn logout(State(state): State<AppState>, ApiJson(req): ApiJson<RefreshRequest>) -> ApiResult<StatusCode> {
-    let mut tx = db::begin_system(&state.pool).await?;
+    let mut tx = db::begin_system(&state.system).await?;
     if let Some(token) = db::tokens::refresh_for_update(&mut tx, &hash_secret(&req.refresh_token)).await? {
         db::tokens::revoke_family(&mut tx, token.family_id).await?;
     }

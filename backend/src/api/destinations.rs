@@ -213,8 +213,10 @@ async fn endpoint_allowed(state: &AppState, endpoint: Option<&str>) -> ApiResult
     let Some(endpoint) = endpoint.filter(|e| !e.is_empty()).map(str::to_string) else { return Ok(()) };
     let egress = state.egress.clone();
     match tokio::task::spawn_blocking(move || egress.check_url(&endpoint)).await.map_err(ApiError::internal)? {
-        Err(e @ EgressError::Forbidden(_)) => Err(ApiError::field("s3_endpoint", e.to_string())),
-        _ => Ok(()),
+        Err(e @ (EgressError::Forbidden(_) | EgressError::Invalid { .. })) => {
+            Err(ApiError::field("s3_endpoint", e.to_string()))
+        }
+        Err(EgressError::Unresolved { .. }) | Ok(()) => Ok(()),
     }
 }
 

@@ -216,7 +216,7 @@ pub async fn accept(
         },
     };
     let token_hash = hash_secret(&req.token);
-    let mut tx = db::begin_system(&state.pool).await?;
+    let mut tx = db::begin_system(&state.system).await?;
     let invitation = db::invitations::by_token_for_update(&mut tx, &token_hash)
         .await?
         .filter(|i| i.is_open())
@@ -264,7 +264,7 @@ pub async fn accept(
         }
     };
 
-    let mut tx = db::begin_system(&state.pool).await?;
+    let mut tx = db::begin_system(&state.system).await?;
     // Looked at again under the lock: withdrawn or accepted in the meantime.
     let invitation = db::invitations::by_token_for_update(&mut tx, &token_hash)
         .await?

@@ -44,7 +44,7 @@ pub async fn change(
     let Actor::User(user_id) = ctx.actor else {
         return Err(ApiError::Forbidden("an API token has no password to change".into()));
     };
-    let mut tx = db::begin_system(&state.pool).await?;
+    let mut tx = db::begin_system(&state.system).await?;
     let user = db::users::user_by_id(&mut tx, user_id).await?.ok_or(ApiError::NotFound("user"))?;
     tx.commit().await?;
     // A stolen access token must not make guessing the password cheap.
@@ -53,7 +53,7 @@ pub async fn change(
         return Err(ApiError::field("current_password", "is not the current password"));
     }
     let hash = password::hash(req.new_password.clone()).await?;
-    let mut tx = db::begin_system(&state.pool).await?;
+    let mut tx = db::begin_system(&state.system).await?;
     if !db::passwords::set_password(&mut tx, user_id, Some(&user.password_hash), &hash).await? {
         return Err(ApiError::Conflict { field: None, detail: "the password changed meanwhile; try again".into() });
     }
@@ -89,7 +89,7 @@ pub async fn request_reset(
         ));
     }
     state.auth_limits.check(client, Some(&req.email))?;
-    let mut tx = db::begin_system(&state.pool).await?;
+    let mut tx = db::begin_system(&state.system).await?;
     if let Some(user) = db::users::user_by_email(&mut tx, &req.email).await? {
         let (token, token_hash) = new_secret(RESET_PREFIX);
         let minutes = state.config.auth.password_reset_ttl_minutes;
@@ -131,7 +131,7 @@ pub async fn confirm_reset(
     state.auth_limits.check(client, None)?;
     let token_hash = hash_secret(&req.token);
     // A cheap look first, so a made-up token costs no argon2 time.
-    let mut tx = db::begin_system(&state.pool).await?;
+    let mut tx = db::begin_system(&state.system).await?;
     let known = db::passwords::reset_exists(&mut tx, &token_hash).await?;
     tx.commit().await?;
     if !known {
@@ -139,7 +139,7 @@ pub async fn confirm_reset(
     }
     // Hashed before the token is locked: no transaction waits on argon2.
     let hash = password::hash(req.new_password.clone()).await?;
-    let mut tx = db::begin_system(&state.pool).await?;
+    let mut tx = db::begin_system(&state.system).await?;
     let reset = db::passwords::reset_for_update(&mut tx, &token_hash)
         .await?
         .filter(|r| r.used_at.is_none() && r.expires_at > chrono::Utc::now())

@@ -95,7 +95,7 @@ pub async fn create(
     let pipeline = db::pipelines::insert(&mut tx, ctx.tenant_id, &row).await?.to_api()?;
     // The table and its dead-letter table exist from the start, so readers and
     // the tables page see them before the first message arrives.
-    if let Some(warehouse) = super::tables::warehouse(&destination, &state.secrets) {
+    if let Some(warehouse) = super::tables::warehouse(&destination, &state.secrets, &state.egress) {
         let (table, _) = icehouse_workers::iceberg::create_pipeline_tables(
             &mut tx,
             &warehouse,
@@ -265,7 +265,7 @@ async fn check_new_mapping(state: &AppState, ctx: &RequestContext, id: PipelineI
     // A warehouse that cannot be opened has no table to compare with (and no
     // worker can run on it either); a table not created yet will be made from
     // the new mapping.
-    let pointer = match super::tables::warehouse(&destination, &state.secrets) {
+    let pointer = match super::tables::warehouse(&destination, &state.secrets, &state.egress) {
         Some(wh) => ice::table_pointer(&mut tx, &wh, &row.namespace, &row.table_name)
             .await
             .map_err(ApiError::from)?

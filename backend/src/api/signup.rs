@@ -56,13 +56,13 @@ pub async fn signup(
     // The same work whether or not the address has an account.
     let hash = password::hash(req.password.clone()).await?;
     if state.config.auth.signup_mode() == SignupMode::Open {
-        let mut tx = db::begin_system(&state.pool).await?;
+        let mut tx = db::begin_system(&state.system).await?;
         let response = create_tenant(&state, &mut tx, &headers, &req.tenant_name, &req.email, &hash).await?;
         tx.commit().await?;
         return Ok((StatusCode::CREATED, Json(response)).into_response());
     }
 
-    let mut tx = db::begin_system(&state.pool).await?;
+    let mut tx = db::begin_system(&state.system).await?;
     if db::signups::tenant_name_taken(&mut tx, &req.tenant_name).await? {
         return Err(ApiError::Conflict {
             field: Some("tenant_name"),
@@ -105,7 +105,7 @@ pub async fn confirm(
     ApiJson(req): ApiJson<ConfirmSignupRequest>,
 ) -> ApiResult<(StatusCode, Json<TokenResponse>)> {
     state.auth_limits.check(client, None)?;
-    let mut tx = db::begin_system(&state.pool).await?;
+    let mut tx = db::begin_system(&state.system).await?;
     let pending =
         db::signups::take(&mut tx, &hash_secret(&req.token)).await?.ok_or(ApiError::NotFound("sign-up link"))?;
     let response =

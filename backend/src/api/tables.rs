@@ -6,6 +6,7 @@ use axum::extract::State;
 use axum::Json;
 use icehouse_api::status::{SnapshotInfo, TableDetail, TableSummary};
 use icehouse_api::{Problem, Role};
+use icehouse_workers::egress::EgressPolicy;
 use icehouse_workers::iceberg::{self as ice, LoadedTable};
 
 use crate::auth::RequestContext;
@@ -26,7 +27,7 @@ pub async fn list(State(state): State<AppState>, ctx: RequestContext) -> ApiResu
     let destinations = db::destinations::list(&mut tx, ctx.tenant_id, None, i64::from(i32::MAX) - 1).await?;
     let mut pointers = Vec::new();
     for dest in &destinations {
-        let Some(warehouse) = warehouse(dest, &state.secrets) else { continue };
+        let Some(warehouse) = warehouse(dest, &state.secrets, &state.egress) else { continue };
         let tables = ice::table_pointers(&mut tx, &warehouse).await?;
         pointers.push((warehouse, tables));
     }
@@ -65,7 +66,7 @@ pub async fn get(
     let destinations = db::destinations::list(&mut tx, ctx.tenant_id, None, i64::from(i32::MAX) - 1).await?;
     let mut found = None;
     for dest in &destinations {
-        let Some(warehouse) = warehouse(dest, &state.secrets) else { continue };
+        let Some(warehouse) = warehouse(dest, &state.secrets, &state.egress) else { continue };
         if let Some(location) = ice::table_pointer(&mut tx, &warehouse, &namespace, &name).await? {
             found = Some((warehouse, location));
             break;
@@ -103,8 +104,10 @@ pub async fn get(
 /// (its secret access key unsealed here, in memory only). `None`, with a
 /// warning in the log, for a destination that cannot be opened (a local root
 /// that cannot be created, a secret sealed under another master key): the
-/// callers list or look up tables across all destinations and skip it.
-pub fn warehouse(dest: &DestinationRow, secrets: &SecretBox) -> Option<ice::Warehouse> {
+/// callers list or look up tables across all destinations and skip it. So
+/// is one whose S3 endpoint is an address the egress policy refuses (names
+/// were checked when the destination was saved; no lookup runs here).
+pub fn warehouse(dest: &DestinationRow, secrets: &SecretBox, egress: &EgressPolicy) -> Option<ice::Warehouse> {
     let opened = (|| -> anyhow::Result<ice::Warehouse> {
         let s3 = ice::S3Access {
             endpoint: dest.s3_endpoint.clone(),
@@ -116,6 +119,7 @@ pub fn warehouse(dest: &DestinationRow, secrets: &SecretBox) -> Option<ice::Ware
                 .map(|s| secrets.open(s).context("unsealing the S3 secret access key"))
                 .transpose()?,
         };
+        s3.check_egress(egress, false)?;
         Ok(ice::Warehouse::open(&dest.id.to_string(), &dest.warehouse_uri, &s3)?)
     })();
     match opened {

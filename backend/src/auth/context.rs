@@ -93,7 +93,7 @@ pub fn bearer(headers: &axum::http::HeaderMap) -> Option<&str> {
 /// Who a bearer token (an API token or a session's access token) speaks for.
 pub async fn context_for(state: &AppState, token: &str, request_id: String) -> Result<RequestContext, ApiError> {
     if token.starts_with(API_TOKEN_PREFIX) {
-        let found = db::tokens::api_token_by_hash(&state.pool, &hash_secret(token)).await?;
+        let found = db::tokens::api_token_by_hash(&state.system, &hash_secret(token)).await?;
         let t = found.ok_or(ApiError::Unauthorized("invalid or expired token"))?;
         return Ok(RequestContext {
             request_id,

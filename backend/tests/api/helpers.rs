@@ -16,6 +16,16 @@ pub struct TestApp {
     pub addr: SocketAddr,
     pub http: reqwest::Client,
     pub pool: PgPool,
+    /// The server's tenant-login pool, closed when the test ends: sqlx's
+    /// test harness drops the database then, which waits for its sessions.
+    tenant: PgPool,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        let tenant = self.tenant.clone();
+        tokio::spawn(async move { tenant.close().await });
+    }
 }
 
 pub struct Resp {
@@ -68,16 +78,35 @@ pub async fn spawn(pool: PgPool) -> TestApp {
     spawn_with(pool, test_config()).await
 }
 
+/// A pool on the test's database under the tenant login (what `serve`
+/// takes from `database.tenant_url`; scripts/lib.sh creates the login and
+/// exports ICEHOUSE_TENANT_DATABASE_URL).
+pub async fn tenant_pool(pool: &PgPool) -> PgPool {
+    let url = std::env::var("ICEHOUSE_TENANT_DATABASE_URL")
+        .expect("ICEHOUSE_TENANT_DATABASE_URL is not set (scripts/lib.sh ensure_postgres exports it)");
+    // postgres://user:password@host:port/db: only the login is taken.
+    let userinfo = url.split_once("://").and_then(|(_, rest)| rest.split_once('@')).map(|(u, _)| u).unwrap();
+    let (user, password) = userinfo.split_once(':').unwrap_or((userinfo, ""));
+    let options = (*pool.connect_options()).clone().username(user).password(password);
+    sqlx::postgres::PgPoolOptions::new()
+        .max_connections(8)
+        .idle_timeout(std::time::Duration::from_secs(1))
+        .connect_with(options)
+        .await
+        .unwrap()
+}
+
 pub async fn spawn_with(pool: PgPool, config: Config) -> TestApp {
     let http = config.http.clone();
-    let state = AppState::new(pool.clone(), config).unwrap();
+    let tenant = tenant_pool(&pool).await;
+    let state = AppState::new(pool.clone(), tenant.clone(), config).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
         let router = icehouse_backend::router(state);
         icehouse_backend::serve::serve(listener, router, &http, std::future::pending()).await.unwrap()
     });
-    TestApp { addr, http: reqwest::Client::new(), pool }
+    TestApp { addr, http: icehouse_e2e::client(), pool, tenant }
 }
 
 impl TestApp {

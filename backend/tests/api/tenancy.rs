@@ -119,3 +119,62 @@ async fn row_level_security_is_a_second_wall(pool: PgPool) {
     let n: i64 = sqlx::query_scalar("SELECT count(*) FROM pipelines").fetch_one(&pool).await.unwrap();
     assert_eq!(n, 0);
 }
+
+/// Requests made for a tenant run under a login in `icehouse_tenant`: a
+/// session of it can set `icehouse.system` and still sees only its own
+/// tenant, in the catalog and the accounts too; it cannot become the system
+/// login, write an account, or read what only system code may.
+#[sqlx::test(migrations = "../migrations")]
+async fn a_tenant_login_cannot_switch_off_row_level_security(pool: PgPool) {
+    let app = spawn(pool.clone()).await;
+    let a = app.signup("Tenant A", "a@a.test").await;
+    let b = app.signup("Tenant B", "b@b.test").await;
+    let (_, a_dest, _) = seed(&app, &token(&a)).await;
+    seed(&app, &token(&b)).await;
+    let a_id: icehouse_api::TenantId = a["tenant"]["id"].as_str().unwrap().parse().unwrap();
+    let tenant = tenant_pool(&pool).await;
+
+    let mut tx = icehouse_backend::db::begin_tenant(&tenant, a_id).await.unwrap();
+    sqlx::query("SELECT set_config('icehouse.system', 'on', true)").execute(&mut *tx).await.unwrap();
+    for table in ["connections", "destinations", "pipelines", "memberships", "audit_log", "tenants"] {
+        let column = if table == "tenants" { "id" } else { "tenant_id" };
+        let tenants: Vec<uuid::Uuid> =
+            sqlx::query_scalar(&format!("SELECT DISTINCT {column} FROM {table}")).fetch_all(&mut *tx).await.unwrap();
+        assert_eq!(tenants, vec![a_id.as_uuid()], "{table}");
+    }
+    let emails: Vec<String> = sqlx::query_scalar("SELECT email FROM users").fetch_all(&mut *tx).await.unwrap();
+    assert_eq!(emails, vec!["a@a.test"]);
+    let catalogs: Vec<String> =
+        sqlx::query_scalar("SELECT DISTINCT catalog_name FROM iceberg_tables").fetch_all(&mut *tx).await.unwrap();
+    assert_eq!(catalogs, vec![a_dest.clone()], "the catalog holds only A's destination");
+    for table in ["password_resets", "signup_requests", "workers"] {
+        let n: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM {table}")).fetch_one(&mut *tx).await.unwrap();
+        assert_eq!(n, 0, "{table} is system code's only");
+    }
+    let err = sqlx::query("UPDATE users SET password_hash = 'x'").execute(&mut *tx).await;
+    assert_eq!(err.unwrap().rows_affected(), 0, "a tenant cannot write an account, not even its own members'");
+    let err = sqlx::query("INSERT INTO users (id, email, password_hash) VALUES ($1, 'evil@x.test', 'x')")
+        .bind(uuid::Uuid::now_v7())
+        .execute(&mut *tx)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("row-level security"), "{err}");
+    drop(tx);
+    let mut conn = tenant.acquire().await.unwrap();
+    let system_login = pool.connect_options().get_username().to_string();
+    let err = sqlx::query(&format!("SET ROLE \"{system_login}\"")).execute(&mut *conn).await.unwrap_err();
+    assert!(err.to_string().contains("permission denied"), "{err}");
+
+    // The system login, with the same setting, does see both (the policies
+    // are not merely refusing everything).
+    let mut tx = icehouse_backend::db::begin_system(&pool).await.unwrap();
+    let n: i64 = sqlx::query_scalar("SELECT count(DISTINCT catalog_name) FROM iceberg_tables")
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+    assert_eq!(n, 2);
+    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM users").fetch_one(&mut *tx).await.unwrap();
+    assert_eq!(n, 2);
+    drop((tx, conn));
+    tenant.close().await;
+}

@@ -314,7 +314,7 @@ async fn bad_input_shows_a_clear_message_next_to_its_field() {
     // A table name already taken (by a pipeline made through the API): the
     // create fails, and the wizard shows the message by the table-name field.
     let api = Api {
-        http: reqwest::Client::new(),
+        http: icehouse_e2e::client(),
         base: stack.server.base_url.clone(),
         token: login(&stack, "grace@coffee.test").await,
     };
@@ -386,7 +386,7 @@ async fn create_from_destination(b: &Browser) {
 }
 
 async fn login(stack: &Stack, email: &str) -> String {
-    let r: Value = reqwest::Client::new()
+    let r: Value = icehouse_e2e::client()
         .post(stack.url("/api/v1/auth/login"))
         .json(&json!({"email": email, "password": PASSWORD}))
         .send()
@@ -427,7 +427,7 @@ async fn a_viewer_sees_no_create_buttons_and_the_api_refuses_its_writes() {
 
     // The buttons are not the only wall: the API itself says no.
     let token = login(&stack, "vic@coffee.test").await;
-    let r = reqwest::Client::new()
+    let r = icehouse_e2e::client()
         .post(stack.url("/api/v1/connections"))
         .bearer_auth(&token)
         .json(&json!({"name": "sneaky", "bootstrap_servers": [stack.broker.addr]}))

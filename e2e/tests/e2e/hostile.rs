@@ -89,7 +89,7 @@ async fn slow_clients_are_cut_off_and_others_are_served() {
     tokio::time::sleep(Duration::from_millis(1500)).await;
 
     // Everyone else is served at once, while the 500 are connected.
-    let http = reqwest::Client::new();
+    let http = icehouse_e2e::client();
     for _ in 0..10 {
         let asked = Instant::now();
         let r = http.get(server.url("/healthz")).send().await.unwrap();

@@ -51,7 +51,7 @@ async fn serve_answers_and_stops_on_sigterm() {
     let db = TestDb::create("icehouse_e2e").await.unwrap();
     let dir = tempdir();
     let mut server = Server::start("serve", &test_env(&db.url), &dir).unwrap();
-    let http = reqwest::Client::new();
+    let http = icehouse_e2e::client();
     let ready = http.get(server.url("/readyz")).send().await.unwrap();
     assert_eq!(ready.status(), 200);
     let signup: Value = http
@@ -86,7 +86,7 @@ async fn dev_generates_keys_once_and_keeps_them() {
         ("ICEHOUSE__HTTP__BIND".into(), "127.0.0.1:0".into()),
         ("ICEHOUSE_LOG".into(), "warn".into()),
     ];
-    let http = reqwest::Client::new();
+    let http = icehouse_e2e::client();
     let server = Server::start("dev", &env, &dir).unwrap();
     let keys = dir.join(".icehouse/dev-keys.toml");
     let text = std::fs::read_to_string(&keys).unwrap();
@@ -131,4 +131,51 @@ fn wait_exit(child: &mut std::process::Child, timeout: Duration) -> std::process
         assert!(std::time::Instant::now() < deadline, "did not exit in time");
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// `serve` with `env` on top of the usual test settings must refuse to
+/// start; its error output.
+fn refusal(db: &TestDb, dir: &std::path::Path, set: &[(&str, &str)], unset: &[&str]) -> String {
+    let mut env = test_env(&db.url);
+    env.retain(|(k, _)| !unset.contains(&k.as_str()) && !set.iter().any(|(s, _)| s == k));
+    env.extend(set.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    let mut child = Command::new(binary("icehouse"))
+        .arg("serve")
+        .envs(env)
+        .current_dir(dir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("serve started with {set:?} (without {unset:?}); it must refuse");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(!out.status.success());
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Row-level security holds every request only if no role skips it and
+/// tenant requests run under a tenant login: `serve` refuses a superuser,
+/// a system login in the tenant role, a tenant login outside it, and none.
+#[tokio::test]
+async fn serve_refuses_roles_that_row_level_security_does_not_hold() {
+    let db = TestDb::create("icehouse_e2e").await.unwrap();
+    let dir = tempdir();
+    let superuser = icehouse_e2e::swap_login(&db.url, "ICEHOUSE_PG_SUPERUSER_URL");
+    let stderr = refusal(&db, &dir, &[("ICEHOUSE__DATABASE__URL", &superuser)], &[]);
+    assert!(stderr.contains("database.url: the role `postgres` is a superuser"), "{stderr}");
+    let tenant = icehouse_e2e::tenant_url(&db.url);
+    let stderr = refusal(&db, &dir, &[("ICEHOUSE__DATABASE__URL", &tenant)], &[]);
+    assert!(stderr.contains("is a member of icehouse_tenant, which cannot run system code"), "{stderr}");
+    let stderr = refusal(&db, &dir, &[("ICEHOUSE__DATABASE__TENANT_URL", &db.url)], &[]);
+    assert!(stderr.contains("database.tenant_url: the role `icehouse` is not a member of icehouse_tenant"), "{stderr}");
+    let stderr = refusal(&db, &dir, &[], &["ICEHOUSE__DATABASE__TENANT_URL"]);
+    assert!(stderr.contains("database.tenant_url is not set"), "{stderr}");
+    db.drop_now().await.unwrap();
 }

@@ -242,7 +242,7 @@ async fn a_failing_pipeline_notifies_admins_once() {
 }
 
 async fn signup_other(base: &str) -> Api {
-    let http = reqwest::Client::new();
+    let http = icehouse_e2e::client();
     let r: Value = http
         .post(format!("{base}/api/v1/auth/signup"))
         .json(&json!({"tenant_name": "Other", "email": "eve@other.test", "password": "other password 123"}))

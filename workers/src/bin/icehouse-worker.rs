@@ -46,7 +46,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         shutdown_signal().await;
         let _ = stop.send(true);
     });
-    let egress = config.egress.policy(&config.database.url)?;
+    let egress = config.egress.policy(&config.database)?;
     icehouse_workers::runtime::run_worker(pool, SecretBox::new(&master_key), config.worker, egress, stop_rx).await
 }
 

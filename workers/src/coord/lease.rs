@@ -35,20 +35,23 @@ pub struct Lease {
 pub async fn register(pool: &PgPool, worker_id: Uuid) -> Result<(), sqlx::Error> {
     let host =
         std::fs::read_to_string("/etc/hostname").map(|h| h.trim().to_string()).unwrap_or_else(|_| "unknown".into());
+    // The registry is behind row-level security (system code only).
+    let mut tx = begin_system(pool).await?;
     sqlx::query("INSERT INTO workers (id, host, pid) VALUES ($1, $2, $3)")
         .bind(worker_id)
         .bind(host)
         .bind(std::process::id() as i32)
-        .execute(pool)
+        .execute(&mut *tx)
         .await?;
-    Ok(())
+    tx.commit().await
 }
 
 /// Forgets a worker that stops cleanly (after it gave its leases back), so
 /// the scheduler re-slices without waiting for its heartbeat to go stale.
 pub async fn deregister(pool: &PgPool, worker_id: Uuid) -> Result<(), sqlx::Error> {
-    sqlx::query("DELETE FROM workers WHERE id = $1").bind(worker_id).execute(pool).await?;
-    Ok(())
+    let mut tx = begin_system(pool).await?;
+    sqlx::query("DELETE FROM workers WHERE id = $1").bind(worker_id).execute(&mut *tx).await?;
+    tx.commit().await
 }
 
 type SliceRow = (Uuid, i32, Uuid, i64, Option<Vec<i32>>);

@@ -114,11 +114,26 @@ impl std::fmt::Debug for S3Access {
 }
 
 impl S3Access {
-    /// Checks a custom endpoint against the egress policy (a blocking
-    /// lookup); AWS's own endpoints are public.
-    pub fn check_egress(&self, egress: &crate::egress::EgressPolicy) -> Result<(), crate::egress::EgressError> {
+    /// Checks where this access connects against the egress policy: a
+    /// custom endpoint by what it resolves to (`resolve`: a blocking lookup)
+    /// or, without one, only if it is an IP literal; AWS's own endpoints are
+    /// public, but the region names the host, so it must be a region name.
+    pub fn check_egress(
+        &self,
+        egress: &crate::egress::EgressPolicy,
+        resolve: bool,
+    ) -> Result<(), crate::egress::EgressError> {
+        if let Some(region) = self.region.as_deref().filter(|r| !r.is_empty()) {
+            if !region.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') {
+                return Err(crate::egress::EgressError::Invalid {
+                    target: format!("the S3 region {region:?}"),
+                    reason: "a region name has only lowercase letters, digits and dashes".into(),
+                });
+            }
+        }
         match self.endpoint.as_deref().filter(|e| !e.is_empty()) {
-            Some(endpoint) => egress.check_url(endpoint),
+            Some(endpoint) if resolve => egress.check_url(endpoint),
+            Some(endpoint) => egress.check_url_literal(endpoint),
             None => Ok(()),
         }
     }

@@ -123,7 +123,7 @@ fn probe_blocking(settings: &KafkaSettings, timeout: Duration) -> Result<Metadat
 fn refused(e: EgressError) -> ConnectionFailure {
     let kind = match e {
         EgressError::Forbidden(_) => ConnectionFailureKind::ForbiddenAddress,
-        EgressError::Unresolved { .. } => ConnectionFailureKind::Unreachable,
+        EgressError::Unresolved { .. } | EgressError::Invalid { .. } => ConnectionFailureKind::Unreachable,
     };
     ConnectionFailure { kind, message: e.to_string() }
 }

@@ -40,7 +40,7 @@ impl PipelineSpec {
     /// checked against the egress policy first.
     pub async fn warehouse(&self) -> anyhow::Result<Warehouse> {
         let (egress, s3) = (self.kafka.egress.clone(), self.s3.clone());
-        tokio::task::spawn_blocking(move || s3.check_egress(&egress)).await??;
+        tokio::task::spawn_blocking(move || s3.check_egress(&egress, true)).await??;
         Ok(Warehouse::open(&self.destination_id.to_string(), &self.warehouse_uri, &self.s3)?)
     }
 }

@@ -146,11 +146,13 @@ async fn slices_follow_the_workers_and_partitions_and_every_recut_fences_the_old
 
     // w2 stops heartbeating and is declared dead: its slice is free at once,
     // and the pipeline is cut for the two that are left.
+    let mut tx = icehouse_workers::coord::begin_system(&pool).await.unwrap();
     sqlx::query("UPDATE workers SET heartbeat_at = now() - interval '1 hour' WHERE id = $1")
         .bind(w2)
-        .execute(&pool)
+        .execute(&mut *tx)
         .await
         .unwrap();
+    tx.commit().await.unwrap();
     assert_eq!(lease::reap_dead_workers(&pool, Duration::from_secs(60)).await.unwrap(), 1);
     let of_w2 = gen3.iter().find(|l| l.worker_id == w2).unwrap();
     assert!(!holds(&pool, of_w2).await, "a dead worker cannot commit");

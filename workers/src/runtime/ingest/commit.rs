@@ -90,13 +90,14 @@ pub async fn commit(
             }
             // Fresh metadata: another writer may have committed, or our own
             // previous attempt may have landed without us hearing back.
-            let mut conn = pool.acquire().await?;
+            // The catalog is behind row-level security: a system transaction.
+            let mut tx = coord::begin_system(pool).await?;
             let ns = tables.0.namespace.clone();
             let fresh_table =
-                ice::load_table(&mut conn, warehouse, &ns, &tables.0.name).await?.context("table vanished")?;
+                ice::load_table(&mut tx, warehouse, &ns, &tables.0.name).await?.context("table vanished")?;
             let fresh_dead =
-                ice::load_table(&mut conn, warehouse, &ns, &tables.1.name).await?.context("table vanished")?;
-            drop(conn);
+                ice::load_table(&mut tx, warehouse, &ns, &tables.1.name).await?.context("table vanished")?;
+            tx.commit().await?;
             let landed =
                 ice::has_commit(&fresh_table.metadata, &commit_id) || ice::has_commit(&fresh_dead.metadata, &commit_id);
             *tables = (fresh_table, fresh_dead);

@@ -172,7 +172,11 @@ pub async fn run(
                     // the egress policy refuses, fails the slice, which says so as
                     // it starts again.
                     let looked = consumer::partitions_of(&consumer, &spec.kafka, &spec.topic, config.max_topic_partitions).await;
-                    if looked.as_ref().is_err_and(|e| e.is::<crate::kafka::PartitionsRefused>() || e.is::<EgressError>()) {
+                    let fatal = |e: &anyhow::Error| {
+                        e.is::<crate::kafka::PartitionsRefused>()
+                            || e.downcast_ref::<EgressError>().is_some_and(|e| matches!(e, EgressError::Forbidden(_)))
+                    };
+                    if looked.as_ref().is_err_and(fatal) {
                         return Err(looked.unwrap_err());
                     }
                     if let Ok(now) = looked {
