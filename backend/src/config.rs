@@ -146,6 +146,9 @@ pub struct HttpConfig {
     pub header_read_timeout_secs: u64,
     /// Connections open at once; past it new ones wait until one closes.
     pub max_connections: u32,
+    /// Connections the kernel holds for `accept` (capped by
+    /// `net.core.somaxconn`); a burst past it is dropped by the kernel.
+    pub listen_backlog: u32,
     /// Reverse proxies whose `X-Forwarded-For` names the client: CIDR
     /// ranges or addresses, comma separated (`10.0.0.0/8, 192.0.2.7`).
     /// Empty: the TCP peer is the client, and the header is ignored.
@@ -251,6 +254,7 @@ impl Default for HttpConfig {
             max_body_bytes: 1024 * 1024,
             header_read_timeout_secs: 10,
             max_connections: 4096,
+            listen_backlog: 4096,
             trusted_proxies: String::new(),
             public_url: None,
         }

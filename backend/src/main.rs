@@ -111,8 +111,7 @@ async fn serve(mut config: Config, dev: bool) -> anyhow::Result<()> {
              the role icehouse_tenant (docs/operations.md)"
         ),
     };
-    let listener = tokio::net::TcpListener::bind(config.http.bind)
-        .await
+    let listener = icehouse_backend::serve::bind(config.http.bind, config.http.listen_backlog)
         .with_context(|| format!("binding {}", config.http.bind))?;
     let addr = listener.local_addr()?;
     if config.http.public_url.is_none() && config.mail.smtp_host.is_some() && addr.ip().is_unspecified() {

@@ -12,6 +12,10 @@
 //!   new ones wait in the kernel's queue until one closes, so memory and file
 //!   descriptors stay bounded.
 //!
+//! - The listen queue holds `http.listen_backlog` connections (std's
+//!   default of 128 overflows under a burst of a few hundred connects, and
+//!   the kernel then drops handshakes that the client believes complete).
+//!
 //! Shutdown is graceful: no new connections, each open one finishes its
 //! request in flight, and the call returns once all are closed, or after
 //! `request_timeout_secs` more (a client that never reads its answer).
@@ -29,11 +33,20 @@ use axum::Router;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::{watch, Semaphore};
 use tower::ServiceExt;
 
 use crate::config::HttpConfig;
+
+/// Binds `addr` with a listen queue of `backlog` (the kernel caps it at
+/// `net.core.somaxconn`).
+pub fn bind(addr: SocketAddr, backlog: u32) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(backlog.max(1))
+}
 
 /// Serves `router` on `listener` until `shutdown` completes, then drains.
 pub async fn serve(
