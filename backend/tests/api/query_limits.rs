@@ -27,10 +27,12 @@ async fn hostile_queries_meet_their_limits_and_the_server_keeps_serving(pool: Pg
     // offered at all (a table is `namespace.table`), the rest meet the time
     // or memory limit, or the regex engine's own size limit.
     const LIMIT: &[&str] = &["longer than 3 s", "more memory", "more than the 64 MiB"];
-    let hostile: [(&str, &str, &[&str]); 6] = [
+    let hostile: [(&str, &str, &[&str]); 7] = [
         ("a huge range", "SELECT count(*) FROM range(1000000000000)", &["namespace"]),
         ("a huge generate_series", "SELECT sum(value) FROM generate_series(1, 1000000000000)", &["namespace"]),
-        ("repeat 1e9", "SELECT repeat('x', 1000000000) AS s", LIMIT),
+        // Refused before the gigabyte is allocated, not after.
+        ("repeat 1e9", "SELECT repeat('x', 1000000000) AS s", &["repeat would make a value of 1000000000 bytes"]),
+        ("lpad 1e9", "SELECT lpad('x', 1000000000) AS s", &["lpad would make a value of 4000000000 bytes"]),
         (
             "a sorted cross join",
             "WITH RECURSIVE r AS (SELECT 1 AS n UNION ALL SELECT n + 1 FROM r WHERE n < 200000) \

@@ -7,7 +7,10 @@
 //! security), each as a static snapshot provider that cannot be written.
 //! DDL, DML and other statements are refused before planning and again by the
 //! planner's `SQLOptions`; DataFusion has no file-reading table functions
-//! unless registered, and none are.
+//! unless registered, and none are. Functions that would allocate past the
+//! memory budget in one go are size-checked ([`functions`]).
+
+mod functions;
 
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock, Mutex};
@@ -180,7 +183,9 @@ fn session(state: &AppState) -> ApiResult<SessionContext> {
         .build_arc()
         .map_err(ApiError::internal)?;
     let config = SessionConfig::new().with_target_partitions(2).with_information_schema(false);
-    Ok(SessionContext::new_with_config_rt(config, runtime))
+    let ctx = SessionContext::new_with_config_rt(config, runtime);
+    functions::register(&ctx, state.config.query.memory_limit_mb * 1024 * 1024);
+    Ok(ctx)
 }
 
 /// Exactly one `SELECT` (or `WITH … SELECT`, `VALUES`); anything else is refused.
