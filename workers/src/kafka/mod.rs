@@ -18,6 +18,29 @@ use crate::egress::{EgressError, EgressPolicy};
 /// guidance is thousands per cluster); see [`checked_partitions`].
 pub const MAX_TOPIC_PARTITIONS: usize = 10_000;
 
+/// The most characters of a broker's own words (a SASL error message, a
+/// reason in an error report) that reach the API, `last_error` and mails.
+pub const MAX_BROKER_TEXT: usize = 200;
+
+/// Text a broker controls, made fit to show: control characters and runs
+/// of whitespace become one space, and past [`MAX_BROKER_TEXT`] characters
+/// it is cut with `…`. (A hostile broker can say anything, as long as it likes.)
+pub fn broker_text(text: &str) -> String {
+    let mut out = String::new();
+    let mut chars = 0;
+    for word in text.split(|c: char| c.is_whitespace() || c.is_control()).filter(|w| !w.is_empty()) {
+        for c in (!out.is_empty()).then_some(' ').into_iter().chain(word.chars()) {
+            if chars == MAX_BROKER_TEXT {
+                out.push('…');
+                return out;
+            }
+            out.push(c);
+            chars += 1;
+        }
+    }
+    out
+}
+
 /// A broker's list of a topic's partitions that Icehouse will not act on.
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
@@ -137,6 +160,18 @@ pub async fn high_watermarks(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn broker_text_is_one_short_line() {
+        use super::broker_text;
+        assert_eq!(
+            broker_text("SASL  authentication\r\nerror:\u{1b}[31m bad\tpassword "),
+            "SASL authentication error: [31m bad password"
+        );
+        let long = broker_text(&format!("<html>{}</html>", "x".repeat(10_000)));
+        assert_eq!((long.chars().count(), long.ends_with("x…")), (super::MAX_BROKER_TEXT + 1, true));
+        assert_eq!(broker_text(""), "");
+    }
+
     use super::*;
 
     #[test]

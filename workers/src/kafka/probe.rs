@@ -185,10 +185,10 @@ fn tidy(text: &str) -> String {
     }
     if let Some((attempt, reason)) = text.split_once(" failed: ") {
         if attempt.starts_with("Connect to ") {
-            return reason.trim().to_lowercase();
+            return super::broker_text(reason).to_lowercase();
         }
     }
-    text.to_string()
+    super::broker_text(text)
 }
 
 #[cfg(test)]
@@ -224,5 +224,24 @@ mod tests {
         assert_eq!(f.kind, ConnectionFailureKind::Unreachable);
         assert!(classify(&seen[..1], "x:1", false).is_none(), "one refusal alone is not final");
         assert_eq!(classify(&[], "x:1", true), None);
+    }
+
+    #[test]
+    fn a_brokers_own_words_are_kept_short() {
+        // What a hostile broker puts in its SaslAuthenticate error message.
+        let body = format!("<html><body>\n{}\n</body></html>", "secret-internal-detail ".repeat(500));
+        let seen = vec![(
+            Some(RDKafkaErrorCode::SaslAuthenticationFailed),
+            format!("b:1/bootstrap: SASL authentication error: {body}"),
+        )];
+        let f = classify(&seen, "b:1", false).unwrap();
+        assert_eq!(f.kind, ConnectionFailureKind::AuthFailed);
+        let words = f.message.strip_prefix("the cluster refused the credentials: ").unwrap();
+        assert!(words.starts_with("SASL authentication error: <html><body> secret-internal-detail"), "{words}");
+        assert_eq!(
+            (words.chars().count(), words.contains('\n')),
+            (crate::kafka::MAX_BROKER_TEXT + 1, false),
+            "{words}"
+        );
     }
 }

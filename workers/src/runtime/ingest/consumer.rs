@@ -41,6 +41,8 @@ impl ClientContext for ErrorContext {
 
     fn error(&self, error: KafkaError, reason: &str) {
         tracing::warn!(%error, reason, "kafka client error");
+        // The reason may quote the broker (a SASL error message): kept short.
+        let reason = crate::kafka::broker_text(reason);
         *self.last.lock().unwrap() = Some(format!("{error}: {reason}"));
     }
 }
