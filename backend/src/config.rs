@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 use base64::Engine;
-pub use icehouse_workers::config::{DatabaseConfig, EgressConfig, SecretsConfig, WorkerConfig};
+pub use icehouse_workers::config::{DatabaseConfig, DeadLetterConfig, EgressConfig, SecretsConfig, WorkerConfig};
 use rand::RngCore;
 use serde::Deserialize;
 
@@ -32,6 +32,7 @@ pub struct Config {
     pub audit: AuditConfig,
     pub mail: MailConfig,
     pub egress: EgressConfig,
+    pub dead_letter: DeadLetterConfig,
 }
 
 /// Outgoing e-mail (invitations, sign-up confirmations, password resets)

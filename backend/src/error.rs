@@ -163,6 +163,9 @@ impl From<LakeError> for ApiError {
         if err.kind() == LakeErrorKind::Storage && !err.is_catalog_database() {
             return ApiError::Warehouse(format!("the warehouse could not be reached: {err}"));
         }
+        if err.kind() == LakeErrorKind::InvalidMetadata {
+            return ApiError::Warehouse(format!("the warehouse holds metadata Icehouse does not read: {err}"));
+        }
         ApiError::Internal(err.into())
     }
 }

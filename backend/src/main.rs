@@ -143,7 +143,14 @@ async fn serve(mut config: Config, dev: bool) -> anyhow::Result<()> {
             let pool = icehouse_workers::pool(&config.database.url, config.database.max_connections).await?;
             let (secrets, wc) = (SecretBox::new(&master_key), config.worker.clone());
             let egress = config.egress.policy(&config.database)?;
-            Some(tokio::spawn(icehouse_workers::runtime::run_worker(pool, secrets, wc, egress, stop_rx.clone())))
+            Some(tokio::spawn(icehouse_workers::runtime::run_worker(
+                pool,
+                secrets,
+                wc,
+                config.dead_letter,
+                egress,
+                stop_rx.clone(),
+            )))
         }
     };
 

@@ -109,6 +109,15 @@ pub struct DeadLetterRow {
     pub error_kind: String,
     pub error_message: String,
     pub received_at: chrono::DateTime<chrono::Utc>,
+    /// Whether `key` or `value` is shorter than the message was: the table
+    /// keeps up to `dead_letter.max_value_bytes` of each, and this view shows
+    /// up to 64 KiB of each.
+    #[serde(default)]
+    pub truncated: bool,
+    /// The value's length as received (unknown for rows written before
+    /// Icehouse recorded it).
+    #[serde(default)]
+    pub value_bytes: Option<i64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]

@@ -20,6 +20,23 @@ pub struct Config {
     pub secrets: SecretsConfig,
     pub worker: WorkerConfig,
     pub egress: EgressConfig,
+    pub dead_letter: DeadLetterConfig,
+}
+
+/// What a dead-letter row keeps of a rejected message.
+#[derive(Clone, Copy, Debug, Deserialize)]
+#[serde(default)]
+pub struct DeadLetterConfig {
+    /// The key, the value and each header value are kept up to this many
+    /// bytes; a row that lost any says so (`truncated`, with the original
+    /// `key_bytes` and `value_bytes`).
+    pub max_value_bytes: usize,
+}
+
+impl Default for DeadLetterConfig {
+    fn default() -> Self {
+        Self { max_value_bytes: 1024 * 1024 }
+    }
 }
 
 /// Where connections made for a tenant may go (see [`crate::egress`]).

@@ -49,10 +49,9 @@ pub async fn list(
         db::pipelines::get(&mut tx, ctx.tenant_id, id, false).await?.ok_or(ApiError::NotFound("pipeline"))?;
     tx.commit().await?;
     let table = format!("\"{}\".\"{}_dead_letter\"", pipeline.namespace, pipeline.table_name);
-    let sql = format!(
-        "SELECT \"partition\", \"offset\", kafka_timestamp, key, value, error_stage, error_kind, error_message, \
-         received_at FROM {table} ORDER BY received_at DESC, \"partition\", \"offset\" DESC LIMIT {limit}"
-    );
+    // Every column: a table made by an earlier release may not have the
+    // newer ones yet (a worker adds them when it next runs the pipeline).
+    let sql = format!("SELECT * FROM {table} ORDER BY received_at DESC, \"partition\", \"offset\" DESC LIMIT {limit}");
     let out = query::run(&state, ctx.tenant_id, &sql, limit as usize).await.map_err(internal)?;
     let mut rows = Vec::new();
     for batch in &out.batches {
@@ -82,34 +81,60 @@ fn internal(e: ApiError) -> ApiError {
     }
 }
 
+/// How much of a key or value the view shows.
+const SHOWN_BYTES: usize = 64 * 1024;
+
 fn to_rows(batch: &RecordBatch) -> ApiResult<Vec<DeadLetterRow>> {
-    let col = |i: usize, ty: &DataType| cast(batch.column(i), ty).map_err(ApiError::internal);
+    let optional = |name: &str, ty: &DataType| {
+        batch.column_by_name(name).map(|c| cast(c, ty)).transpose().map_err(ApiError::internal)
+    };
+    let col = |name: &str, ty: &DataType| {
+        optional(name, ty)?
+            .ok_or_else(|| ApiError::internal(anyhow::anyhow!("the dead-letter table has no column {name}")))
+    };
     let micros = DataType::Timestamp(TimeUnit::Microsecond, Some(Arc::from("+00:00")));
-    let partition = col(0, &DataType::Int32)?;
-    let offset = col(1, &DataType::Int64)?;
-    let kafka_ts = col(2, &micros)?;
-    let key = col(3, &DataType::Binary)?;
-    let value = col(4, &DataType::Binary)?;
-    let stage = col(5, &DataType::Utf8)?;
-    let kind = col(6, &DataType::Utf8)?;
-    let message = col(7, &DataType::Utf8)?;
-    let received = col(8, &micros)?;
+    let partition = col("partition", &DataType::Int32)?;
+    let offset = col("offset", &DataType::Int64)?;
+    let kafka_ts = col("kafka_timestamp", &micros)?;
+    let key = col("key", &DataType::Binary)?;
+    let value = col("value", &DataType::Binary)?;
+    let stage = col("error_stage", &DataType::Utf8)?;
+    let kind = col("error_kind", &DataType::Utf8)?;
+    let message = col("error_message", &DataType::Utf8)?;
+    let received = col("received_at", &micros)?;
+    let stored_cut = optional("truncated", &DataType::Boolean)?;
+    let value_bytes = optional("value_bytes", &DataType::Int64)?;
     let ts = |a: &dyn Array, i: usize| {
         (!a.is_null(i))
             .then(|| chrono::DateTime::from_timestamp_micros(a.as_primitive::<TimestampMicrosecondType>().value(i)))
             .flatten()
     };
+    // Up to SHOWN_BYTES, as text; whether that cut it.
     let text = |a: &dyn Array, i: usize| {
-        (!a.is_null(i)).then(|| String::from_utf8_lossy(a.as_binary::<i32>().value(i)).into_owned())
+        if a.is_null(i) {
+            return (None, false);
+        }
+        let bytes = a.as_binary::<i32>().value(i);
+        let shown = &bytes[..bytes.len().min(SHOWN_BYTES)];
+        (Some(String::from_utf8_lossy(shown).into_owned()), shown.len() < bytes.len())
+    };
+    let flag = |a: &Option<datafusion::arrow::array::ArrayRef>, i: usize| {
+        a.as_ref().is_some_and(|a| a.is_valid(i) && a.as_boolean().value(i))
     };
     (0..batch.num_rows())
         .map(|i| {
+            let (key, key_cut) = text(key.as_ref(), i);
+            let (value_text, value_cut) = text(value.as_ref(), i);
             Ok(DeadLetterRow {
                 partition: partition.as_primitive::<Int32Type>().value(i),
                 offset: offset.as_primitive::<Int64Type>().value(i),
                 kafka_timestamp: ts(kafka_ts.as_ref(), i),
-                key: text(key.as_ref(), i),
-                value: text(value.as_ref(), i),
+                key,
+                value: value_text,
+                truncated: key_cut || value_cut || flag(&stored_cut, i),
+                value_bytes: value_bytes
+                    .as_ref()
+                    .and_then(|a| a.is_valid(i).then(|| a.as_primitive::<Int64Type>().value(i))),
                 error_stage: stage.as_string::<i32>().value(i).to_string(),
                 error_kind: kind.as_string::<i32>().value(i).to_string(),
                 error_message: message.as_string::<i32>().value(i).to_string(),

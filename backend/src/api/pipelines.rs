@@ -106,7 +106,7 @@ pub async fn create(
         )
         .await
         .map_err(|e| match e.kind() {
-            LakeErrorKind::Invalid | LakeErrorKind::NotFound => {
+            LakeErrorKind::Invalid | LakeErrorKind::InvalidMetadata | LakeErrorKind::NotFound => {
                 ApiError::field("destination_id", format!("cannot create the table in this warehouse: {e}"))
             }
             LakeErrorKind::Conflict => {

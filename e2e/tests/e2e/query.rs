@@ -12,11 +12,14 @@ use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
 const N: usize = 2_000;
+/// Dead-letter rows keep this much of a key or value (the too-large messages are longer).
+const KEPT_BYTES: usize = 1024;
 
 fn start_server(db: &TestDb, in_process: bool) -> Server {
     let mut env = test_env(&db.url);
     env.push(("ICEHOUSE__WORKER__IN_PROCESS".into(), in_process.to_string()));
     env.push(("ICEHOUSE__WORKER__MAX_MESSAGE_BYTES".into(), MAX_MESSAGE_BYTES.to_string()));
+    env.push(("ICEHOUSE__DEAD_LETTER__MAX_VALUE_BYTES".into(), KEPT_BYTES.to_string()));
     Server::start("serve", &env, &std::env::temp_dir()).unwrap()
 }
 
@@ -129,6 +132,17 @@ async fn sql_dead_letters_and_samples_read_the_real_tables() {
     let invalid = rows.iter().find(|r| r["error_kind"] == "invalid_json").unwrap();
     assert_eq!(invalid["value"], "{\"id\": 1, oops", "{invalid}");
     assert_eq!(invalid["error_stage"], "decode");
+    assert_eq!((invalid["truncated"].as_bool(), invalid["value_bytes"].as_i64()), (Some(false), Some(14)), "{invalid}");
+    // A value past dead_letter.max_value_bytes is kept cut, and says so.
+    let large = rows.iter().find(|r| r["error_kind"] == "too_large").unwrap();
+    let i = (large["offset"].as_i64().unwrap() * 4 + large["partition"].as_i64().unwrap()) as usize;
+    let whole = String::from_utf8(message(i).0.unwrap()).unwrap();
+    assert_eq!(
+        (large["truncated"].as_bool(), large["value_bytes"].as_u64(), large["value"].as_str()),
+        (Some(true), Some(whole.len() as u64), Some(&whole[..KEPT_BYTES])),
+    );
+    let (_, r) = query(&api, "SELECT count(*) FROM default.sales_dead_letter WHERE truncated", None).await;
+    assert_eq!(r["rows"], json!([[bad.values().filter(|k| **k == "too_large").count()]]), "{r}");
     assert!(rows.iter().find(|r| r["error_kind"] == "tombstone").unwrap()["value"].is_null());
     let (status, r) =
         api.call(Method::GET, &format!("/api/v1/pipelines/{pid}/dead-letters?limit=0"), None).await.unwrap();

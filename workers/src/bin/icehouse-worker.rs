@@ -47,7 +47,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         let _ = stop.send(true);
     });
     let egress = config.egress.policy(&config.database)?;
-    icehouse_workers::runtime::run_worker(pool, SecretBox::new(&master_key), config.worker, egress, stop_rx).await
+    icehouse_workers::runtime::run_worker(
+        pool,
+        SecretBox::new(&master_key),
+        config.worker,
+        config.dead_letter,
+        egress,
+        stop_rx,
+    )
+    .await
 }
 
 async fn shutdown_signal() {

@@ -222,17 +222,91 @@ pub async fn load_at(
     Ok(LoadedTable { namespace: namespace.to_string(), name: name.to_string(), metadata_location, metadata })
 }
 
+/// Reads and checks a metadata file. The file is in the tenant's bucket, so
+/// it is read only up to [`MAX_METADATA_BYTES`] (and never decompressed:
+/// Icehouse writes plain JSON), and what it points at must lie where the
+/// table does (see [`check_paths`]) before anything follows it.
 async fn read_metadata(wh: &Warehouse, metadata_location: &str) -> LakeResult<TableMetadata> {
     // Parsing the name up front gives a clear error for a pointer that our
     // commit path could not build on (it derives the next file name from it).
     MetadataLocation::from_str(metadata_location)
         .map_err(|_| LakeError::invalid(format!("unexpected metadata file name {metadata_location}")))?;
-    match TableMetadata::read_from(&wh.file_io, metadata_location).await {
-        Ok(metadata) => Ok(metadata),
-        Err(e) => Err(LakeError::read_failed(&wh.file_io, metadata_location, e)
-            .await
-            .context(format!("reading metadata file {metadata_location}"))),
+    // Ok(Err(size)): too large to read.
+    let read = async {
+        let input = wh.file_io.new_input(metadata_location)?;
+        let size = input.metadata().await?.size;
+        if size > MAX_METADATA_BYTES {
+            return Ok(Err(size));
+        }
+        input.read().await.map(Ok)
+    };
+    let bytes = match read.await {
+        // (The file may have grown between the two calls.)
+        Ok(Ok(bytes)) if bytes.len() as u64 <= MAX_METADATA_BYTES => bytes,
+        Ok(Ok(bytes)) => return Err(too_large(metadata_location, bytes.len() as u64)),
+        Ok(Err(size)) => return Err(too_large(metadata_location, size)),
+        Err(e) => {
+            return Err(LakeError::read_failed(&wh.file_io, metadata_location, e)
+                .await
+                .context(format!("reading metadata file {metadata_location}")))
+        }
+    };
+    if bytes.starts_with(&[0x1f, 0x8b]) {
+        return Err(LakeError::invalid_metadata(format!(
+            "metadata file {metadata_location} is compressed; Icehouse reads plain JSON metadata only"
+        )));
     }
+    let metadata: TableMetadata = serde_json::from_slice(&bytes)
+        .map_err(|e| LakeError::invalid_metadata(format!("metadata file {metadata_location} is not valid: {e}")))?;
+    check_paths(metadata_location, &metadata)?;
+    Ok(metadata)
+}
+
+fn too_large(metadata_location: &str, size: u64) -> LakeError {
+    LakeError::invalid_metadata(format!(
+        "metadata file {metadata_location} is {size} bytes, more than the {} MiB Icehouse reads",
+        MAX_METADATA_BYTES >> 20
+    ))
+}
+
+/// The most a table's metadata file may hold for Icehouse to read it.
+pub const MAX_METADATA_BYTES: u64 = 32 * 1024 * 1024;
+
+/// Every file a metadata file names must lie in the table's location: a
+/// tenant who rewrites a metadata file in their bucket cannot have Icehouse
+/// read (or, for compaction, delete) files elsewhere. The manifests a
+/// manifest list names and the data files of a manifest are not checked here.
+fn check_paths(metadata_location: &str, metadata: &TableMetadata) -> LakeResult<()> {
+    let location = metadata.location().trim_end_matches('/');
+    let under = |path: &str, folder: &str| {
+        path.strip_prefix(folder).is_some_and(|rest| rest.starts_with('/') && !rest.split('/').any(|s| s == ".."))
+    };
+    let refuse = |what: &str, path: &str, folder: &str| {
+        Err(LakeError::invalid_metadata(format!(
+            "metadata file {metadata_location}: {what} {path} lies outside {folder}"
+        )))
+    };
+    if !under(metadata_location, location) {
+        return refuse("the metadata file", metadata_location, location);
+    }
+    for snapshot in metadata.snapshots() {
+        if !under(snapshot.manifest_list(), location) {
+            return refuse("a manifest list", snapshot.manifest_list(), location);
+        }
+    }
+    for log in metadata.metadata_log() {
+        if !under(&log.metadata_file, location) {
+            return refuse("a previous metadata file", &log.metadata_file, location);
+        }
+    }
+    let statistics = metadata.statistics_iter().map(|s| s.statistics_path.as_str());
+    let partition_statistics = metadata.partition_statistics_iter().map(|s| s.statistics_path.as_str());
+    for path in statistics.chain(partition_statistics) {
+        if !under(path, location) {
+            return refuse("a statistics file", path, location);
+        }
+    }
+    Ok(())
 }
 
 /// The compare-and-swap of the metadata pointer, in the caller's
@@ -240,17 +314,30 @@ async fn read_metadata(wh: &Warehouse, metadata_location: &str) -> LakeResult<Ta
 /// and nothing was changed; reload, re-prepare with the same data files and
 /// try again. `NotFound`: the table was dropped meanwhile.
 pub async fn swap_pointer(tx: &mut PgConnection, wh: &Warehouse, commit: &PreparedCommit) -> LakeResult<()> {
-    let ident = format!("{}.{}", commit.namespace, commit.name);
+    swap(tx, wh, &commit.namespace, &commit.name, &commit.previous_metadata_location, &commit.new_metadata_location)
+        .await
+}
+
+/// [`swap_pointer`] for any metadata file: `previous` is the expected value.
+pub(super) async fn swap(
+    tx: &mut PgConnection,
+    wh: &Warehouse,
+    namespace: &str,
+    name: &str,
+    previous: &str,
+    new: &str,
+) -> LakeResult<()> {
+    let ident = format!("{namespace}.{name}");
     let swapped = sqlx::query(
         "UPDATE iceberg_tables
          SET metadata_location = $4, previous_metadata_location = $5
          WHERE catalog_name = $1 AND table_namespace = $2 AND table_name = $3 AND metadata_location = $5",
     )
     .bind(&wh.catalog_name)
-    .bind(&commit.namespace)
-    .bind(&commit.name)
-    .bind(&commit.new_metadata_location)
-    .bind(&commit.previous_metadata_location)
+    .bind(namespace)
+    .bind(name)
+    .bind(new)
+    .bind(previous)
     .execute(&mut *tx)
     .await
     .with_context(|| format!("table {ident}: swapping its metadata pointer"))?
@@ -263,15 +350,14 @@ pub async fn swap_pointer(tx: &mut PgConnection, wh: &Warehouse, commit: &Prepar
         "SELECT 1 FROM iceberg_tables WHERE catalog_name = $1 AND table_namespace = $2 AND table_name = $3",
     )
     .bind(&wh.catalog_name)
-    .bind(&commit.namespace)
-    .bind(&commit.name)
+    .bind(namespace)
+    .bind(name)
     .fetch_optional(&mut *tx)
     .await
     .with_context(|| format!("table {ident}: looking it up after a lost swap"))?;
     Err(match still_there {
         Some(_) => LakeError::conflict(format!(
-            "table {ident}: another writer committed first (the commit was built on {})",
-            commit.previous_metadata_location
+            "table {ident}: another writer committed first (the commit was built on {previous})"
         )),
         None => LakeError::not_found(format!("table {ident} was dropped before the commit")),
     })

@@ -42,6 +42,12 @@ pub enum LakeErrorKind {
     /// A bad name, schema, partition spec or request, or metadata we cannot
     /// parse or that is not ours to build on. Not retryable.
     Invalid,
+    /// A table's metadata file that is not read: larger than
+    /// [`super::MAX_METADATA_BYTES`], compressed, or naming a file outside
+    /// the table's location.
+    /// What is in a tenant's bucket is the tenant's to write, so it is
+    /// checked before anything follows it. Not retryable.
+    InvalidMetadata,
 }
 
 impl LakeErrorKind {
@@ -51,6 +57,7 @@ impl LakeErrorKind {
             LakeErrorKind::NotFound => "not-found",
             LakeErrorKind::Storage => "storage",
             LakeErrorKind::Invalid => "invalid",
+            LakeErrorKind::InvalidMetadata => "invalid_metadata",
         }
     }
 }
@@ -91,6 +98,10 @@ impl LakeError {
 
     pub fn invalid(message: impl Into<String>) -> Self {
         Self::new(LakeErrorKind::Invalid, false, message)
+    }
+
+    pub fn invalid_metadata(message: impl Into<String>) -> Self {
+        Self::new(LakeErrorKind::InvalidMetadata, false, message)
     }
 
     pub fn kind(&self) -> LakeErrorKind {

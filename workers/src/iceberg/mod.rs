@@ -39,6 +39,7 @@ mod catalog;
 mod commit;
 mod error;
 mod pipeline_tables;
+mod schema_update;
 mod write;
 
 use std::path::Path;
@@ -60,6 +61,7 @@ pub use commit::{
 };
 pub use error::{LakeError, LakeErrorKind, LakeResult};
 pub use pipeline_tables::{create_pipeline_tables, dead_letter_table_name};
+pub use schema_update::add_columns;
 pub use write::write_data_files;
 
 use error::ResultExt;

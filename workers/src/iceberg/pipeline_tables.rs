@@ -1,13 +1,14 @@
 //! A pipeline's two tables: the table its mapping describes, partitioned as
 //! asked, and its dead-letter table `<table>_dead_letter`. The control plane
 //! creates them with the pipeline (so readers see them before the first
-//! message); a worker creates them if they are missing.
+//! message); a worker creates them if they are missing, and brings a
+//! dead-letter table made by an earlier release up to the current columns.
 
 use iceberg::spec::Transform;
 use icehouse_api::pipelines::{CompiledMapping, PartitionField, PartitionTransform};
 use sqlx::PgConnection;
 
-use super::{create_table, LakeError, LakeResult, LoadedTable, Warehouse};
+use super::{add_columns, create_table, LakeError, LakeResult, LoadedTable, Warehouse};
 use crate::mapping;
 
 /// The dead-letter table's name for a pipeline's table.
@@ -32,7 +33,40 @@ pub async fn create_pipeline_tables(
     let main = create_table(conn, warehouse, namespace, table, schema, &partition).await?;
     let dead_letter = dead_letter_table_name(table);
     let dead = create_table(conn, warehouse, namespace, &dead_letter, mapping::dead_letter_schema(), &[]).await?;
+    let dead = dead_letter_up_to_date(conn, warehouse, dead).await?;
     Ok((main, dead))
+}
+
+/// A dead-letter table made before columns were added to the dead-letter
+/// schema gets them (see [`mapping::DEAD_LETTER_ADDED`]); any other
+/// difference from the schema is refused, as rows could not be written.
+async fn dead_letter_up_to_date(
+    conn: &mut PgConnection,
+    warehouse: &Warehouse,
+    table: LoadedTable,
+) -> LakeResult<LoadedTable> {
+    let want = mapping::dead_letter_schema();
+    let have = table.metadata.current_schema();
+    let names = |s: &iceberg::spec::Schema| s.as_struct().fields().iter().map(|f| f.name.clone()).collect::<Vec<_>>();
+    let (want_names, have_names) = (names(&want), names(have));
+    if want_names == have_names {
+        return Ok(table);
+    }
+    // Only columns added since, missing from the end, can be made good.
+    let missing = &want_names[have_names.len().min(want_names.len())..];
+    if !want_names.starts_with(&have_names) || missing.len() > mapping::DEAD_LETTER_ADDED.len() {
+        return Err(LakeError::invalid(format!(
+            "table {}: its columns {have_names:?} are not a dead-letter table's",
+            table.ident()
+        )));
+    }
+    let columns: Vec<(&str, iceberg::spec::Type)> = missing
+        .iter()
+        .map(|name| {
+            (name.as_str(), want.field_by_name(name).expect("a column of the schema").field_type.as_ref().clone())
+        })
+        .collect();
+    add_columns(conn, warehouse, &table, &columns).await
 }
 
 fn transform(t: PartitionTransform) -> Transform {

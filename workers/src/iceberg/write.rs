@@ -9,6 +9,12 @@
 //! - `ParquetWriterBuilder::from_table_properties` ignores
 //!   `write.parquet.compression-codec` (parquet-rs then writes uncompressed),
 //!   so the codec is mapped here.
+//!
+//! A fan-out writer keeps a Parquet writer (with its column buffers) open
+//! per partition value until it is closed, and the values come from the
+//! messages: a batch over many values is written [`MAX_OPEN_WRITERS`]
+//! values at a time, so memory is bounded by the batch, not by its
+//! cardinality. (Each value still gets its own files: compaction merges them.)
 
 use arrow::record_batch::RecordBatch;
 use iceberg::arrow::RecordBatchPartitionSplitter;
@@ -29,6 +35,9 @@ use super::{LakeError, LakeResult, LoadedTable, Warehouse};
 
 const COMPRESSION_CODEC: &str = "write.parquet.compression-codec";
 const COMPRESSION_LEVEL: &str = "write.parquet.compression-level";
+
+/// Partition writers open at once while a batch is written.
+pub const MAX_OPEN_WRITERS: usize = 64;
 
 /// Writes `batch` (columns in the order and types of
 /// [`LoadedTable::arrow_schema`]) as Parquet data files under the table's
@@ -55,30 +64,41 @@ async fn write(wh: &Warehouse, table: &LoadedTable, batch: RecordBatch) -> LakeR
     let props = metadata.table_properties().context("reading the table properties")?;
 
     let parquet = ParquetWriterBuilder::new(writer_properties(metadata.properties())?, schema.clone());
-    let rolling = RollingFileWriterBuilder::new(
-        parquet,
-        props.write_target_file_size_bytes,
-        wh.file_io.clone(),
-        DefaultLocationGenerator::new(metadata).context("the table's data location")?,
-        DefaultFileNameGenerator::new(Uuid::now_v7().to_string(), None, DataFileFormat::Parquet),
-    );
-    let builder = DataFileWriterBuilder::new(rolling);
+    let locations = DefaultLocationGenerator::new(metadata).context("the table's data location")?;
+    // Each builder names its files from a prefix of its own (see above).
+    let builder = || {
+        DataFileWriterBuilder::new(RollingFileWriterBuilder::new(
+            parquet.clone(),
+            props.write_target_file_size_bytes,
+            wh.file_io.clone(),
+            locations.clone(),
+            DefaultFileNameGenerator::new(Uuid::now_v7().to_string(), None, DataFileFormat::Parquet),
+        ))
+    };
 
     // A write that fails is the store failing (or, with the opendal error
     // in its chain, whatever the store said), which the mapping tells apart.
     let writing = "writing a data file";
     if spec.is_unpartitioned() {
-        let mut writer = builder.build(None).await.context(writing)?;
+        let mut writer = builder().build(None).await.context(writing)?;
         writer.write(batch).await.context(writing)?;
         writer.close().await.context(writing)
     } else {
         let splitter =
             RecordBatchPartitionSplitter::try_new_with_computed_values(schema, spec).context("the partition spec")?;
-        let mut fanout = FanoutWriter::new(builder);
-        for (key, part) in splitter.split(&batch).context("splitting the batch by partition")? {
+        // One part per partition value; a group of them per fan-out.
+        let parts = splitter.split(&batch).context("splitting the batch by partition")?;
+        let mut files = Vec::new();
+        let mut fanout = FanoutWriter::new(builder());
+        for (n, (key, part)) in parts.into_iter().enumerate() {
+            if n > 0 && n % MAX_OPEN_WRITERS == 0 {
+                let full = std::mem::replace(&mut fanout, FanoutWriter::new(builder()));
+                files.extend(full.close().await.context(writing)?);
+            }
             fanout.write(key, part).await.context(writing)?;
         }
-        fanout.close().await.context(writing)
+        files.extend(fanout.close().await.context(writing)?);
+        Ok(files)
     }
 }
 

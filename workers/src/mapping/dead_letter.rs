@@ -1,5 +1,7 @@
 //! Rows of a pipeline's dead-letter table: the rejected message byte for
-//! byte, where it came from, and why it was rejected.
+//! byte (up to `dead_letter.max_value_bytes` of its key, its value and each
+//! header value, saying when it cut one), where it came from, and why it
+//! was rejected.
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -19,43 +21,67 @@ const INITIAL_ROWS: usize = 64;
 pub struct DeadLetterBuilder {
     schema: SchemaRef,
     pipeline_id: String,
+    max_value_bytes: usize,
     builders: Vec<ColumnBuilder>,
     rows: usize,
 }
 
 impl DeadLetterBuilder {
-    pub fn new(pipeline_id: &str) -> DeadLetterBuilder {
-        let schema = iceberg::arrow::schema_to_arrow_schema(&dead_letter_schema())
-            .expect("the dead-letter schema has an Arrow form");
-        let builders = dead_letter_columns()
+    /// Rows for the dead-letter table whose Arrow schema is `schema` (its
+    /// field ids are the table's; the columns must be [`dead_letter_schema`]'s).
+    pub fn new(pipeline_id: &str, schema: SchemaRef, max_value_bytes: usize) -> anyhow::Result<DeadLetterBuilder> {
+        let columns = dead_letter_columns();
+        let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+        let want: Vec<&str> = columns.iter().map(|(name, _, _)| name.as_str()).collect();
+        anyhow::ensure!(names == want, "the dead-letter table has the columns {names:?}, not {want:?}");
+        let builders = columns
             .iter()
             .zip(schema.fields())
             .map(|((_, ty, _), field)| ColumnBuilder::new(&Ty::new(ty, None), field.data_type(), INITIAL_ROWS))
-            .collect::<anyhow::Result<_>>()
-            .expect("the dead-letter builders match its schema");
-        DeadLetterBuilder { schema: Arc::new(schema), pipeline_id: pipeline_id.to_string(), builders, rows: 0 }
+            .collect::<anyhow::Result<_>>()?;
+        Ok(DeadLetterBuilder { schema, pipeline_id: pipeline_id.to_string(), max_value_bytes, builders, rows: 0 })
+    }
+
+    /// Builds rows for a dead-letter table made from [`dead_letter_schema`].
+    pub fn for_new_table(pipeline_id: &str, max_value_bytes: usize) -> DeadLetterBuilder {
+        let schema = iceberg::arrow::schema_to_arrow_schema(&dead_letter_schema())
+            .expect("the dead-letter schema has an Arrow form");
+        DeadLetterBuilder::new(pipeline_id, Arc::new(schema), max_value_bytes).expect("the schema is the dead-letter's")
     }
 
     /// Appends the rejected message with its reason, keeping key, value and
-    /// headers exactly as received.
+    /// headers as received, each cut at `max_value_bytes`.
     pub fn push(&mut self, msg: &KafkaMessage, rejection: &Rejection, received_at: DateTime<Utc>) {
-        fn bytes(b: &Option<Vec<u8>>) -> Cell<'_> {
-            b.as_deref().map_or(Cell::Null, |b| Cell::Bytes(Cow::Borrowed(b)))
+        fn cut<'a>(b: &'a Option<Vec<u8>>, max: usize, truncated: &mut bool) -> Cell<'a> {
+            b.as_deref().map_or(Cell::Null, |b| {
+                *truncated |= b.len() > max;
+                Cell::Bytes(Cow::Borrowed(&b[..b.len().min(max)]))
+            })
         }
+        let (max, mut truncated) = (self.max_value_bytes, false);
+        let length = |b: &Option<Vec<u8>>| b.as_ref().map_or(Cell::Null, |b| Cell::I64(b.len() as i64));
         let text = |s: &str| Cell::Str(Cow::Owned(s.to_string()));
+        let key = cut(&msg.key, max, &mut truncated);
+        let value = cut(&msg.value, max, &mut truncated);
+        let headers =
+            msg.headers.iter().map(|(k, v)| (Cell::Str(Cow::Borrowed(k.as_str())), cut(v, max, &mut truncated)));
+        let headers = Cell::Map(headers.collect());
         let cells = [
             Cell::Str(Cow::Borrowed(&msg.topic)),
             Cell::I32(msg.partition),
             Cell::I64(msg.offset),
             msg.timestamp_ms.and_then(|ms| ms.checked_mul(1000)).map_or(Cell::Null, Cell::I64),
-            bytes(&msg.key),
-            bytes(&msg.value),
-            Cell::Map(msg.headers.iter().map(|(k, v)| (Cell::Str(Cow::Borrowed(k)), bytes(v))).collect()),
+            key,
+            value,
+            headers,
             text(rejection.stage.as_str()),
             text(rejection.kind.as_str()),
             text(&rejection.message),
             text(&self.pipeline_id),
             Cell::I64(received_at.timestamp_micros()),
+            Cell::Bool(truncated),
+            length(&msg.key),
+            length(&msg.value),
         ];
         for (builder, cell) in self.builders.iter_mut().zip(cells) {
             builder.append(cell);
@@ -94,7 +120,7 @@ mod tests {
 
     #[test]
     fn raw_bytes_and_headers_round_trip() {
-        let mut dl = DeadLetterBuilder::new("0190f5a2-pipeline");
+        let mut dl = DeadLetterBuilder::for_new_table("0190f5a2-pipeline", 1024);
         let received_at = Utc.with_ymd_and_hms(2026, 11, 27, 9, 0, 0).unwrap();
         let first = KafkaMessage {
             topic: "orders".into(),
@@ -159,5 +185,56 @@ mod tests {
             vec![1_795_770_000_000_000, 1_795_770_000_000_000]
         );
         assert_eq!(batch.schema(), dl.schema());
+        let truncated = col("truncated");
+        assert_eq!((truncated.as_boolean().value(0), truncated.as_boolean().value(1)), (false, false));
+        let lengths = |name: &str| {
+            let c = col(name);
+            (0..c.len()).map(|i| (!c.is_null(i)).then(|| c.as_primitive::<Int64Type>().value(i))).collect::<Vec<_>>()
+        };
+        assert_eq!((lengths("key_bytes"), lengths("value_bytes")), (vec![Some(3), None], vec![Some(9), None]));
+    }
+
+    #[test]
+    fn long_keys_values_and_headers_are_cut_and_say_so() {
+        let mut dl = DeadLetterBuilder::for_new_table("p", 4);
+        let msg = KafkaMessage {
+            topic: "t".into(),
+            key: Some(b"abcdef".to_vec()),
+            value: Some(b"0123456789".to_vec()),
+            headers: vec![("h".into(), Some(b"xyz".to_vec())), ("long".into(), Some(b"123456".to_vec()))],
+            ..Default::default()
+        };
+        let why = Rejection::new(Stage::Decode, ErrorKind::TooLarge, "too large");
+        dl.push(&msg, &why, Utc::now());
+        // Exactly at the limit is not cut.
+        let at_limit = KafkaMessage { topic: "t".into(), value: Some(b"0123".to_vec()), ..Default::default() };
+        dl.push(&at_limit, &why, Utc::now());
+        let batch = dl.finish();
+        let col = |name: &str| batch.column_by_name(name).unwrap().clone();
+        let value = col("value");
+        assert_eq!(
+            (value.as_binary::<i64>().value(0), value.as_binary::<i64>().value(1)),
+            (&b"0123"[..], &b"0123"[..])
+        );
+        assert_eq!(col("key").as_binary::<i64>().value(0), b"abcd");
+        let headers = col("headers");
+        let values = headers.as_map().values().as_binary::<i64>().clone();
+        assert_eq!((values.value(0), values.value(1)), (&b"xyz"[..], &b"1234"[..]));
+        let truncated = col("truncated");
+        assert_eq!((truncated.as_boolean().value(0), truncated.as_boolean().value(1)), (true, false));
+        let value_bytes = col("value_bytes");
+        assert_eq!(value_bytes.as_primitive::<Int64Type>().values().to_vec(), vec![10, 4]);
+        assert_eq!(col("key_bytes").as_primitive::<Int64Type>().value(0), 6);
+    }
+
+    #[test]
+    fn a_table_with_other_columns_is_refused() {
+        let schema = arrow::datatypes::Schema::new(vec![arrow::datatypes::Field::new(
+            "topic",
+            arrow::datatypes::DataType::Utf8,
+            false,
+        )]);
+        let err = DeadLetterBuilder::new("p", Arc::new(schema), 4).err().unwrap();
+        assert!(err.to_string().contains("the dead-letter table has the columns [\"topic\"]"), "{err}");
     }
 }

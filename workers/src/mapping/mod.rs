@@ -23,7 +23,9 @@ pub mod suggest;
 
 pub(crate) use cell::{Cell, Ty};
 pub use dead_letter::DeadLetterBuilder;
-pub use schema::{dead_letter_schema, partition_difference, schema_differences, table_schema, SchemaDifference};
+pub use schema::{
+    dead_letter_schema, partition_difference, schema_differences, table_schema, SchemaDifference, DEAD_LETTER_ADDED,
+};
 
 /// One Kafka message, owned: the consumer copies it out of the client's buffer.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

@@ -30,7 +30,9 @@ pub fn dead_letter_schema() -> Schema {
     build_schema(dead_letter_columns()).expect("the dead-letter schema is valid")
 }
 
-/// The dead-letter table's columns: (name, type, required).
+/// The dead-letter table's columns: (name, type, required). Columns added
+/// later come last and are optional, so tables made before them are
+/// brought up to date by adding them ([`DEAD_LETTER_ADDED`]).
 pub(crate) fn dead_letter_columns() -> Vec<(String, IcebergType, bool)> {
     use IcebergType as T;
     let field = |name: &str, ty: IcebergType, required: bool| (name.to_string(), ty, required);
@@ -48,8 +50,16 @@ pub(crate) fn dead_letter_columns() -> Vec<(String, IcebergType, bool)> {
         field("error_message", T::String, true),
         field("pipeline_id", T::String, true),
         field("received_at", T::Timestamptz, true),
+        // Added with `dead_letter.max_value_bytes`: whether the key, value or a
+        // header value was cut, and the original lengths.
+        field("truncated", T::Boolean, false),
+        field("key_bytes", T::Long, false),
+        field("value_bytes", T::Long, false),
     ]
 }
+
+/// The dead-letter columns added after the first release, in order.
+pub const DEAD_LETTER_ADDED: [&str; 3] = ["truncated", "key_bytes", "value_bytes"];
 
 fn build_schema(columns: Vec<(String, IcebergType, bool)>) -> anyhow::Result<Schema> {
     let mut next_id = 1;
@@ -473,12 +483,15 @@ mod tests {
             (10, "error_message", true, "string"),
             (11, "pipeline_id", true, "string"),
             (12, "received_at", true, "timestamptz"),
+            (13, "truncated", false, "boolean"),
+            (14, "key_bytes", false, "long"),
+            (15, "value_bytes", false, "long"),
         ];
         let want: Vec<_> = want.iter().map(|(i, n, r, t)| (*i, n.to_string(), *r, t.to_string())).collect();
         assert_eq!(got, want);
         let Type::Map(headers) = schema.field_by_id(7).unwrap().field_type.as_ref() else { panic!("headers is a map") };
-        assert_eq!(*headers.key_field, NestedField::map_key_element(13, prim(PrimitiveType::String)));
-        assert_eq!(*headers.value_field, NestedField::map_value_element(14, prim(PrimitiveType::Binary), false));
+        assert_eq!(*headers.key_field, NestedField::map_key_element(16, prim(PrimitiveType::String)));
+        assert_eq!(*headers.value_field, NestedField::map_value_element(17, prim(PrimitiveType::Binary), false));
     }
 
     fn orders(columns: &[(&str, &str, bool)]) -> Schema {

@@ -21,7 +21,7 @@ use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
 use uuid::Uuid;
 
-use crate::config::WorkerConfig;
+use crate::config::{DeadLetterConfig, WorkerConfig};
 use crate::coord::{self, lease, Lease, SliceState};
 use crate::egress::EgressPolicy;
 use crate::secrets::SecretBox;
@@ -54,16 +54,26 @@ impl Running {
     }
 }
 
+/// What every slice of a worker runs with.
+struct Settings {
+    secrets: SecretBox,
+    config: WorkerConfig,
+    dead_letter: DeadLetterConfig,
+    egress: Arc<EgressPolicy>,
+}
+
 /// Runs a worker until `shutdown` turns true; then stops every slice after
 /// its current commit, gives the leases back and deregisters.
 pub async fn run_worker(
     pool: PgPool,
     secrets: SecretBox,
     config: WorkerConfig,
+    dead_letter: DeadLetterConfig,
     egress: EgressPolicy,
     mut shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
-    let egress = Arc::new(egress);
+    let settings = Arc::new(Settings { secrets, config, dead_letter, egress: Arc::new(egress) });
+    let config = &settings.config;
     let mut worker_id = Uuid::now_v7();
     lease::register(&pool, worker_id).await?;
     tracing::info!(%worker_id, "worker registered");
@@ -82,7 +92,7 @@ pub async fn run_worker(
             () = wakeups.next(&pool) => {}
             _ = shutdown.changed() => break,
         }
-        if let Err(e) = step(&pool, &secrets, &config, &egress, &mut worker_id, &mut running, &mut stopping).await {
+        if let Err(e) = step(&pool, &settings, &mut worker_id, &mut running, &mut stopping).await {
             tracing::warn!(error = format!("{e:#}"), "worker step failed; retrying");
         }
         while let Some(stopped) = stopping.try_join_next() {
@@ -150,13 +160,12 @@ impl Wakeups {
 
 async fn step(
     pool: &PgPool,
-    secrets: &SecretBox,
-    config: &WorkerConfig,
-    egress: &Arc<EgressPolicy>,
+    settings: &Arc<Settings>,
     worker_id: &mut Uuid,
     running: &mut HashMap<SliceKey, Running>,
     stopping: &mut JoinSet<()>,
 ) -> anyhow::Result<()> {
+    let config = &settings.config;
     let ttl = Duration::from_secs(config.lease_ttl_secs);
     let Some(held) = lease::heartbeat(pool, *worker_id, ttl).await? else {
         // Declared dead (stalled past the scheduler's patience): everything it
@@ -223,14 +232,7 @@ async fn step(
             epoch = claimed.epoch, "claimed slice"
         );
         let (signal, signal_rx) = watch::channel(Signal::Run);
-        let task = tokio::spawn(supervise(
-            pool.clone(),
-            secrets.clone(),
-            config.clone(),
-            egress.clone(),
-            claimed.clone(),
-            signal_rx,
-        ));
+        let task = tokio::spawn(supervise(pool.clone(), settings.clone(), claimed.clone(), signal_rx));
         running.insert((claimed.pipeline_id, claimed.slice), Running { lease: claimed, signal, task });
     }
     Ok(())
@@ -238,14 +240,7 @@ async fn step(
 
 /// Runs one slice, restarting it after a failure (with the failure shown
 /// as its last error) until it is stopped or its lease is lost.
-async fn supervise(
-    pool: PgPool,
-    secrets: SecretBox,
-    config: WorkerConfig,
-    egress: Arc<EgressPolicy>,
-    lease: Lease,
-    mut signal: watch::Receiver<Signal>,
-) {
+async fn supervise(pool: PgPool, settings: Arc<Settings>, lease: Lease, mut signal: watch::Receiver<Signal>) {
     // Restarts back off from half a second to 30 s; a run that ends well resets it.
     let restarts = || {
         ExponentialBuilder::new()
@@ -256,8 +251,18 @@ async fn supervise(
     };
     let mut backoff = restarts();
     loop {
-        let outcome = match spec::load(&pool, &secrets, &egress, lease.pipeline_id).await {
-            Ok(Some(spec)) => ingest::run(pool.clone(), config.clone(), lease.clone(), spec, signal.clone()).await,
+        let outcome = match spec::load(&pool, &settings.secrets, &settings.egress, lease.pipeline_id).await {
+            Ok(Some(spec)) => {
+                ingest::run(
+                    pool.clone(),
+                    settings.config.clone(),
+                    settings.dead_letter,
+                    lease.clone(),
+                    spec,
+                    signal.clone(),
+                )
+                .await
+            }
             Ok(None) => return,
             Err(e) => Err(e),
         };

@@ -645,3 +645,170 @@ async fn catalog_database_errors_map_by_their_sqlstate(pool: PgPool) {
     assert_eq!(kind(&err), (LakeErrorKind::Storage, false), "{err}");
     assert!(err.is_catalog_database());
 }
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_batch_over_many_partitions_lands_whole(pool: PgPool) {
+    // More day partitions than writers are open at once: written a group at a time.
+    let dir = tempfile::tempdir().unwrap();
+    let wh = warehouse(&dir);
+    let table = create(&pool, &wh, "wide").await;
+    let rows: Vec<Row> = (0..150).map(|i| row(i, Some(DAY0 + i * DAY), Some("x"), None)).collect();
+    let files = ice::write_data_files(&wh, &table, batch(&table, &rows)).await.unwrap();
+    assert_eq!(files.len(), 150, "one file per day");
+    assert_eq!(files.iter().map(|f| f.record_count()).sum::<u64>(), 150);
+    let prepared = ice::prepare_append(&wh, &table, files, commit_summary("wide-1")).await.unwrap();
+    swap(&pool, &wh, &prepared).await.unwrap();
+    assert_readers_see(&pool, &wh, &prepared.into_loaded(), &expected(&[&rows])).await;
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn added_columns_read_as_null_in_rows_written_before(pool: PgPool) {
+    let dir = tempfile::tempdir().unwrap();
+    let wh = warehouse(&dir);
+    let table = create(&pool, &wh, "orders").await;
+    let table = append(&pool, &wh, &table, &commit1(), "c1").await;
+
+    let mut tx = pool.begin().await.unwrap();
+    let string = Type::Primitive(PrimitiveType::String);
+    let evolved = ice::add_columns(&mut tx, &wh, &table, &[("note", string.clone())]).await.unwrap();
+    // Already there: refused, and nothing moves.
+    let again = ice::add_columns(&mut tx, &wh, &evolved, &[("note", string.clone())]).await.unwrap_err();
+    assert_eq!(
+        (kind(&again), again.to_string()),
+        ((LakeErrorKind::Invalid, false), format!("table {NS}.orders already has a column \"note\""))
+    );
+    // Built on the old pointer: a lost race.
+    let stale = ice::add_columns(&mut tx, &wh, &table, &[("other", string)]).await.unwrap_err();
+    assert_eq!(kind(&stale), (LakeErrorKind::Conflict, true), "{stale}");
+    tx.commit().await.unwrap();
+
+    let schema = evolved.metadata.current_schema();
+    assert_eq!((schema.field_by_name("note").unwrap().id, evolved.metadata.last_column_id()), (5, 5));
+    assert_eq!(reload(&pool, &wh, "orders").await.metadata_location, evolved.metadata_location);
+    let read = read_externally(&pool, &wh, "orders").await;
+    assert_eq!(read["columns"], json!(["id", "ts", "name", "amount", "note"]));
+    let want: Vec<Value> = expected(&[&commit1()])
+        .into_iter()
+        .map(|mut r| {
+            r.as_array_mut().unwrap().push(Value::Null);
+            r
+        })
+        .collect();
+    assert_eq!(sorted_by_id(&read["pyiceberg"]), want, "PyIceberg rows");
+    assert_eq!(sorted_by_id(&read["duckdb"]), want, "DuckDB rows");
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_dead_letter_table_of_an_earlier_release_gets_the_new_columns(pool: PgPool) {
+    use icehouse_api::pipelines::{ColumnMapping, CompiledMapping, Mapping};
+    use icehouse_workers::mapping::{dead_letter_schema, DeadLetterBuilder, ErrorKind, KafkaMessage, Rejection, Stage};
+
+    let dir = tempfile::tempdir().unwrap();
+    let wh = warehouse(&dir);
+    // The dead-letter schema before `truncated`, `key_bytes` and `value_bytes`.
+    let first_release: Vec<_> = dead_letter_schema().as_struct().fields()[..12].to_vec();
+    let old = Schema::builder().with_fields(first_release).build().unwrap();
+    let mut tx = pool.begin().await.unwrap();
+    ice::create_table(&mut tx, &wh, NS, "orders_dead_letter", old, &[]).await.unwrap();
+    let column = ColumnMapping {
+        name: "id".into(),
+        column_type: "long".into(),
+        path: "$.id".into(),
+        nullable: false,
+        timestamp_format: None,
+    };
+    let mapping = CompiledMapping::compile(&Mapping { columns: vec![column] }).unwrap();
+    let (_, dead) = ice::create_pipeline_tables(&mut tx, &wh, NS, "orders", &mapping, &[]).await.unwrap();
+    tx.commit().await.unwrap();
+
+    // The columns come last with fresh ids; the map's own ids stay the table's.
+    let schema = dead.metadata.current_schema();
+    let ids: Vec<(String, i32)> = schema.as_struct().fields().iter().map(|f| (f.name.clone(), f.id)).collect();
+    assert_eq!(
+        &ids[11..],
+        [("received_at".into(), 12), ("truncated".into(), 15), ("key_bytes".into(), 16), ("value_bytes".into(), 17)]
+    );
+    assert_eq!(reload(&pool, &wh, "orders_dead_letter").await.metadata_location, dead.metadata_location);
+
+    // Rows land in it, cut as configured.
+    let mut rows = DeadLetterBuilder::new("p", dead.arrow_schema().unwrap(), 4).unwrap();
+    let msg = KafkaMessage { topic: "orders".into(), value: Some(b"0123456789".to_vec()), ..Default::default() };
+    let why = Rejection { stage: Stage::Decode, kind: ErrorKind::TooLarge, message: "too large".into() };
+    rows.push(&msg, &why, chrono::Utc::now());
+    let files = ice::write_data_files(&wh, &dead, rows.finish()).await.unwrap();
+    let prepared = ice::prepare_append(&wh, &dead, files, commit_summary("dl-1")).await.unwrap();
+    swap(&pool, &wh, &prepared).await.unwrap();
+
+    // A second look changes nothing.
+    let mut tx = pool.begin().await.unwrap();
+    let (_, again) = ice::create_pipeline_tables(&mut tx, &wh, NS, "orders", &mapping, &[]).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(again.metadata_location, prepared.new_metadata_location);
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn metadata_that_points_outside_its_table_or_is_too_big_is_not_read(pool: PgPool) {
+    let dir = tempfile::tempdir().unwrap();
+    let wh = warehouse(&dir);
+    let created = create(&pool, &wh, "events").await;
+    let table = append(&pool, &wh, &created, &commit1(), "first").await;
+    let text = std::fs::read_to_string(table.metadata_location.strip_prefix("file://").unwrap()).unwrap();
+    let good: Value = serde_json::from_str(&text).unwrap();
+    let folder = format!("{}/metadata", table.metadata.location());
+
+    // Points the catalog at a metadata file of the tenant's making, and loads it.
+    let planted = |name: &str, bytes: Vec<u8>| {
+        let (pool, wh, location) = (pool.clone(), wh.clone(), format!("{folder}/{name}"));
+        async move {
+            std::fs::write(location.strip_prefix("file://").unwrap(), bytes).unwrap();
+            sqlx::query("UPDATE iceberg_tables SET metadata_location = $1 WHERE table_name = 'events'")
+                .bind(&location)
+                .execute(&pool)
+                .await
+                .unwrap();
+            let mut conn = pool.acquire().await.unwrap();
+            (
+                location.clone(),
+                ice::load_table(&mut conn, &wh, NS, "events").await.map(|t| t.unwrap().metadata_location),
+            )
+        }
+    };
+    let uuid = || uuid::Uuid::now_v7();
+    let outside = |edit: &dyn Fn(&mut Value)| {
+        let mut v = good.clone();
+        edit(&mut v);
+        serde_json::to_vec(&v).unwrap()
+    };
+    let cases: Vec<(Vec<u8>, String)> = vec![
+        (
+            outside(&|v| v["snapshots"][0]["manifest-list"] = json!("file:///etc/passwd")),
+            "a manifest list file:///etc/passwd lies outside".into(),
+        ),
+        (
+            outside(&|v| {
+                v["snapshots"][0]["manifest-list"] = json!(format!("{}/../../x.avro", table.metadata.location()))
+            }),
+            "a manifest list".into(),
+        ),
+        (
+            outside(&|v| v["metadata-log"] = json!([{"metadata-file": "s3://elsewhere/m.json", "timestamp-ms": 1}])),
+            "a previous metadata file s3://elsewhere/m.json lies outside".into(),
+        ),
+        (
+            // Padding past the cap: refused by its size, before it is read.
+            [text.as_bytes(), &vec![b' '; 33 * 1024 * 1024]].concat(),
+            "more than the 32 MiB Icehouse reads".into(),
+        ),
+        (vec![0x1f, 0x8b, 8, 0, 0, 0, 0, 0], "is compressed".into()),
+        (b"{\"format-version\": 2".to_vec(), "is not valid".into()),
+    ];
+    for (n, (bytes, says)) in cases.into_iter().enumerate() {
+        let (location, loaded) = planted(&format!("{:05}-{}.metadata.json", 10 + n, uuid()), bytes).await;
+        let err = loaded.unwrap_err();
+        assert_eq!(kind(&err), (LakeErrorKind::InvalidMetadata, false), "{err}");
+        assert!(err.to_string().contains(&location) && err.to_string().contains(&says), "{says}: {err}");
+    }
+    // The file as Icehouse wrote it still loads.
+    let (location, loaded) = planted(&format!("00020-{}.metadata.json", uuid()), text.into_bytes()).await;
+    assert_eq!(loaded.unwrap(), location);
+}

@@ -37,7 +37,7 @@ use self::health::{Change, KafkaHealth};
 use self::positions::{Delivery, Positions};
 use super::spec::PipelineSpec;
 use super::Signal;
-use crate::config::WorkerConfig;
+use crate::config::{DeadLetterConfig, WorkerConfig};
 use crate::coord::{self, lease, slices, Lease, SliceState};
 use crate::egress::EgressError;
 use crate::formats::RowDecoder;
@@ -67,6 +67,7 @@ const HOUSEKEEPING: Duration = Duration::from_secs(1);
 pub async fn run(
     pool: PgPool,
     config: WorkerConfig,
+    dead_letter: DeadLetterConfig,
     lease: Lease,
     spec: PipelineSpec,
     mut signal: watch::Receiver<Signal>,
@@ -83,6 +84,7 @@ pub async fn run(
             )
         })??;
     let table_schema = table.arrow_schema()?;
+    let dead_schema = dead_table.arrow_schema()?;
     let tables: Arc<Tables> = Arc::new(tokio::sync::Mutex::new((table, dead_table)));
 
     let consumer = consumer::SliceConsumer::new(consumer::connect(&spec).await?);
@@ -117,7 +119,7 @@ pub async fn run(
 
     let mut decoder = RowDecoder::new(spec.format, &spec.mapping, table_schema, config.max_message_bytes)?;
     let pipeline_id = spec.id.to_string();
-    let mut dead = DeadLetterBuilder::new(&pipeline_id);
+    let mut dead = DeadLetterBuilder::new(&pipeline_id, dead_schema, dead_letter.max_value_bytes)?;
     let limits = Limits { max_messages: config.batch_max_messages, max_bytes: config.batch_max_bytes };
     let mut policy = BatchPolicy::new(limits, Duration::from_millis(spec.flush_interval_ms), Instant::now());
     let mut health = KafkaHealth::new(Instant::now());
