@@ -109,9 +109,9 @@ pub struct DeadLetterRow {
     pub error_kind: String,
     pub error_message: String,
     pub received_at: chrono::DateTime<chrono::Utc>,
-    /// Whether `key` or `value` is shorter than the message was: the table
-    /// keeps up to `dead_letter.max_value_bytes` of each, and this view shows
-    /// up to 64 KiB of each.
+    /// Whether the row holds less than the message did: the table keeps up
+    /// to `dead_letter.max_value_bytes` of the key, of the value and of the
+    /// headers, and this view shows up to 64 KiB of the key and of the value.
     #[serde(default)]
     pub truncated: bool,
     /// The value's length as received (unknown for rows written before

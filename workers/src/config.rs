@@ -27,8 +27,8 @@ pub struct Config {
 #[derive(Clone, Copy, Debug, Deserialize)]
 #[serde(default)]
 pub struct DeadLetterConfig {
-    /// The key, the value and each header value are kept up to this many
-    /// bytes; a row that lost any says so (`truncated`, with the original
+    /// The key, the value, and the headers' names and values together are
+    /// kept up to this many bytes each; a row that lost any says so (`truncated`, with the original
     /// `key_bytes` and `value_bytes`).
     pub max_value_bytes: usize,
 }

@@ -1,9 +1,14 @@
 //! String functions whose output size is an argument (`repeat`, `lpad`,
 //! `rpad`) build that output in one allocation, which the memory pool never
 //! sees: `repeat('x', 1e9)` takes a gigabyte before any limit is checked.
-//! Each is registered here wrapped in a check of the largest value it would
-//! make, refused (as running out of memory) past the query's budget. The
-//! check also runs when the planner folds a constant call.
+//! Each is registered here wrapped in a check of what one call would make
+//! (the sum over its batch: the output is allocated for all rows at once),
+//! refused (as running out of memory) past the query's budget. The check
+//! also runs when the planner folds a constant call.
+//!
+//! Not covered: a large constant (folded, or typed) that a projection
+//! copies into every row of a batch, and other functions that multiply
+//! their input (`replace`, `array_repeat`).
 
 use std::any::Any;
 use std::sync::Arc;
@@ -46,16 +51,22 @@ struct SizeChecked {
 impl SizeChecked {
     fn check(&self, args: &ScalarFunctionArgs) -> Result<()> {
         let count = ints(&args.args[1])?;
-        let largest = match self.output {
-            Output::Repeat => {
-                let text = byte_lengths(&args.args[0])?;
-                (0..rows(&[&text, &count])).map(|i| text.at(i).saturating_mul(count.at(i))).max()
-            }
-            Output::Pad => (0..rows(&[&count])).map(|i| count.at(i).saturating_mul(4)).max(),
+        let size = |i: usize, text: &Ints| match self.output {
+            Output::Repeat => text.at(i).saturating_mul(count.at(i)),
+            Output::Pad => count.at(i).saturating_mul(4),
         };
-        match largest {
-            Some(bytes) if bytes > self.max_bytes as i64 => Err(DataFusionError::ResourcesExhausted(format!(
-                "{} would make a value of {bytes} bytes, more than the {} MiB a query may use",
+        let text = match self.output {
+            Output::Repeat => byte_lengths(&args.args[0])?,
+            Output::Pad => Ints::Scalar(0),
+        };
+        let total = match rows(&[&text, &count]) {
+            // Every argument a constant: one value, made once.
+            None => size(0, &text),
+            Some(n) => (0..n).fold(0i64, |sum, i| sum.saturating_add(size(i, &text))),
+        };
+        match total {
+            bytes if bytes > self.max_bytes as i64 => Err(DataFusionError::ResourcesExhausted(format!(
+                "{} would make {bytes} bytes of text, more than the {} MiB a query may use",
                 self.inner.name(),
                 self.max_bytes >> 20
             ))),
@@ -117,9 +128,9 @@ impl Ints {
     }
 }
 
-/// The number of rows to look at: one if every argument is a scalar.
-fn rows(args: &[&Ints]) -> usize {
-    args.iter().find_map(|a| if let Ints::Array(a) = a { Some(a.len()) } else { None }).unwrap_or(1)
+/// The number of rows of the batch, if any argument is not a constant.
+fn rows(args: &[&Ints]) -> Option<usize> {
+    args.iter().find_map(|a| if let Ints::Array(a) = a { Some(a.len()) } else { None })
 }
 
 fn ints(value: &ColumnarValue) -> Result<Ints> {
@@ -177,13 +188,15 @@ mod tests {
             ("SELECT repeat('x', 1000000000)", 1_000_000_000),
             ("SELECT lpad('x', 251)", 1004),
             ("SELECT rpad('x', 251, 'é')", 1004),
-            // Per row: the largest row decides.
-            ("SELECT repeat(s, n) FROM (VALUES ('x', 10), ('abcd', 300)) t(s, n)", 1200),
+            // The rows of a batch together: 10 + 1200.
+            ("SELECT repeat(s, n) FROM (VALUES ('x', 10), ('abcd', 300)) t(s, n)", 1210),
+            // Each row within the budget, the batch not: 3 × 400.
+            ("SELECT repeat(s, 400) FROM (VALUES ('a'), ('b'), ('c')) t(s)", 1200),
         ] {
             let err = run(sql).await.unwrap_err();
             let text = err.to_string();
             assert!(matches!(err.find_root(), DataFusionError::ResourcesExhausted(_)), "{sql}: {text}");
-            assert!(text.contains(&format!("would make a value of {bytes} bytes")), "{sql}: {text}");
+            assert!(text.contains(&format!("would make {bytes} bytes of text")), "{sql}: {text}");
         }
     }
 }

@@ -31,8 +31,8 @@ async fn hostile_queries_meet_their_limits_and_the_server_keeps_serving(pool: Pg
         ("a huge range", "SELECT count(*) FROM range(1000000000000)", &["namespace"]),
         ("a huge generate_series", "SELECT sum(value) FROM generate_series(1, 1000000000000)", &["namespace"]),
         // Refused before the gigabyte is allocated, not after.
-        ("repeat 1e9", "SELECT repeat('x', 1000000000) AS s", &["repeat would make a value of 1000000000 bytes"]),
-        ("lpad 1e9", "SELECT lpad('x', 1000000000) AS s", &["lpad would make a value of 4000000000 bytes"]),
+        ("repeat 1e9", "SELECT repeat('x', 1000000000) AS s", &["repeat would make 1000000000 bytes of text"]),
+        ("lpad 1e9", "SELECT lpad('x', 1000000000) AS s", &["lpad would make 4000000000 bytes of text"]),
         (
             "a sorted cross join",
             "WITH RECURSIVE r AS (SELECT 1 AS n UNION ALL SELECT n + 1 FROM r WHERE n < 200000) \

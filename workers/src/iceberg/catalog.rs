@@ -231,14 +231,16 @@ async fn read_metadata(wh: &Warehouse, metadata_location: &str) -> LakeResult<Ta
     // commit path could not build on (it derives the next file name from it).
     MetadataLocation::from_str(metadata_location)
         .map_err(|_| LakeError::invalid(format!("unexpected metadata file name {metadata_location}")))?;
-    // Ok(Err(size)): too large to read.
+    // Ok(Err(size)): too large to read. Only the bytes the store said the
+    // file has are read (a store that answers a small size and then streams
+    // more gets a ranged read).
     let read = async {
         let input = wh.file_io.new_input(metadata_location)?;
         let size = input.metadata().await?.size;
         if size > MAX_METADATA_BYTES {
             return Ok(Err(size));
         }
-        input.read().await.map(Ok)
+        input.reader().await?.read(0..size).await.map(Ok)
     };
     let bytes = match read.await {
         // (The file may have grown between the two calls.)
@@ -270,14 +272,23 @@ fn too_large(metadata_location: &str, size: u64) -> LakeError {
 }
 
 /// The most a table's metadata file may hold for Icehouse to read it.
-pub const MAX_METADATA_BYTES: u64 = 32 * 1024 * 1024;
+pub const MAX_METADATA_BYTES: u64 = 512 * 1024 * 1024;
 
-/// Every file a metadata file names must lie in the table's location: a
-/// tenant who rewrites a metadata file in their bucket cannot have Icehouse
-/// read (or, for compaction, delete) files elsewhere. The manifests a
-/// manifest list names and the data files of a manifest are not checked here.
+/// Every file a metadata file names must lie in the table's location, and
+/// the location must be where the catalog's pointer says the metadata file
+/// is (its folder's parent; the pointer is Icehouse's, the file is in the
+/// tenant's bucket): a tenant who rewrites a metadata file cannot have
+/// Icehouse read (or, for compaction, delete) files elsewhere. The
+/// manifests a manifest list names and the data files of a manifest are not
+/// checked here.
 fn check_paths(metadata_location: &str, metadata: &TableMetadata) -> LakeResult<()> {
     let location = metadata.location().trim_end_matches('/');
+    let expected = metadata_location.rsplit_once('/').and_then(|(folder, _)| folder.strip_suffix("/metadata"));
+    if expected != Some(location) {
+        return Err(LakeError::invalid_metadata(format!(
+            "metadata file {metadata_location}: the table location {location} is not the folder the metadata file is in"
+        )));
+    }
     let under = |path: &str, folder: &str| {
         path.strip_prefix(folder).is_some_and(|rest| rest.starts_with('/') && !rest.split('/').any(|s| s == ".."))
     };
@@ -286,9 +297,6 @@ fn check_paths(metadata_location: &str, metadata: &TableMetadata) -> LakeResult<
             "metadata file {metadata_location}: {what} {path} lies outside {folder}"
         )))
     };
-    if !under(metadata_location, location) {
-        return refuse("the metadata file", metadata_location, location);
-    }
     for snapshot in metadata.snapshots() {
         if !under(snapshot.manifest_list(), location) {
             return refuse("a manifest list", snapshot.manifest_list(), location);

@@ -22,13 +22,16 @@ pub const MAX_TOPIC_PARTITIONS: usize = 10_000;
 /// reason in an error report) that reach the API, `last_error` and mails.
 pub const MAX_BROKER_TEXT: usize = 200;
 
-/// Text a broker controls, made fit to show: control characters and runs
-/// of whitespace become one space, and past [`MAX_BROKER_TEXT`] characters
-/// it is cut with `…`. (A hostile broker can say anything, as long as it likes.)
+/// Text a broker controls, made fit to show: control characters, the
+/// invisible ones that reorder or hide text (bidirectional overrides,
+/// zero-width characters) and runs of whitespace become one space, and past
+/// [`MAX_BROKER_TEXT`] characters it is cut with `…`. (A hostile broker can
+/// say anything, as long as it likes.)
 pub fn broker_text(text: &str) -> String {
+    let hidden = |c: char| matches!(c, '\u{061c}' | '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2060}'..='\u{2069}' | '\u{feff}');
     let mut out = String::new();
     let mut chars = 0;
-    for word in text.split(|c: char| c.is_whitespace() || c.is_control()).filter(|w| !w.is_empty()) {
+    for word in text.split(|c: char| c.is_whitespace() || c.is_control() || hidden(c)).filter(|w| !w.is_empty()) {
         for c in (!out.is_empty()).then_some(' ').into_iter().chain(word.chars()) {
             if chars == MAX_BROKER_TEXT {
                 out.push('…');
@@ -170,6 +173,7 @@ mod tests {
         let long = broker_text(&format!("<html>{}</html>", "x".repeat(10_000)));
         assert_eq!((long.chars().count(), long.ends_with("x…")), (super::MAX_BROKER_TEXT + 1, true));
         assert_eq!(broker_text(""), "");
+        assert_eq!(broker_text("user\u{202e}nimda\u{200b}!"), "user nimda !");
     }
 
     use super::*;

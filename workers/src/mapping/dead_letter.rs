@@ -50,7 +50,9 @@ impl DeadLetterBuilder {
     }
 
     /// Appends the rejected message with its reason, keeping key, value and
-    /// headers as received, each cut at `max_value_bytes`.
+    /// headers as received: up to `max_value_bytes` of the key, of the value,
+    /// and of the headers' names and values together (in order; a header
+    /// past that budget keeps an empty name and no value).
     pub fn push(&mut self, msg: &KafkaMessage, rejection: &Rejection, received_at: DateTime<Utc>) {
         fn cut<'a>(b: &'a Option<Vec<u8>>, max: usize, truncated: &mut bool) -> Cell<'a> {
             b.as_deref().map_or(Cell::Null, |b| {
@@ -63,9 +65,19 @@ impl DeadLetterBuilder {
         let text = |s: &str| Cell::Str(Cow::Owned(s.to_string()));
         let key = cut(&msg.key, max, &mut truncated);
         let value = cut(&msg.value, max, &mut truncated);
-        let headers =
-            msg.headers.iter().map(|(k, v)| (Cell::Str(Cow::Borrowed(k.as_str())), cut(v, max, &mut truncated)));
-        let headers = Cell::Map(headers.collect());
+        let mut left = max;
+        let mut headers = Vec::with_capacity(msg.headers.len());
+        for (name, value) in &msg.headers {
+            let kept = name.floor_char_boundary(left.min(name.len()));
+            truncated |= kept < name.len();
+            left -= kept;
+            let value = cut(value, left, &mut truncated);
+            if let Cell::Bytes(b) = &value {
+                left -= b.len();
+            }
+            headers.push((Cell::Str(Cow::Borrowed(&name[..kept])), value));
+        }
+        let headers = Cell::Map(headers);
         let cells = [
             Cell::Str(Cow::Borrowed(&msg.topic)),
             Cell::I32(msg.partition),
@@ -217,9 +229,12 @@ mod tests {
             (&b"0123"[..], &b"0123"[..])
         );
         assert_eq!(col("key").as_binary::<i64>().value(0), b"abcd");
+        // The headers share one budget: `h` and `xyz` take all 4 bytes of it, the next header none.
         let headers = col("headers");
+        let names = headers.as_map().keys().as_string::<i32>().clone();
         let values = headers.as_map().values().as_binary::<i64>().clone();
-        assert_eq!((values.value(0), values.value(1)), (&b"xyz"[..], &b"1234"[..]));
+        assert_eq!((names.value(0), values.value(0)), ("h", &b"xyz"[..]));
+        assert_eq!((names.value(1), values.value(1)), ("", &b""[..]));
         let truncated = col("truncated");
         assert_eq!((truncated.as_boolean().value(0), truncated.as_boolean().value(1)), (true, false));
         let value_bytes = col("value_bytes");

@@ -795,9 +795,9 @@ async fn metadata_that_points_outside_its_table_or_is_too_big_is_not_read(pool: 
             "a previous metadata file s3://elsewhere/m.json lies outside".into(),
         ),
         (
-            // Padding past the cap: refused by its size, before it is read.
-            [text.as_bytes(), &vec![b' '; 33 * 1024 * 1024]].concat(),
-            "more than the 32 MiB Icehouse reads".into(),
+            // A location that would make every path look inside it.
+            outside(&|v| v["location"] = json!("file://")),
+            "the table location file: is not the folder the metadata file is in".into(),
         ),
         (vec![0x1f, 0x8b, 8, 0, 0, 0, 0, 0], "is compressed".into()),
         (b"{\"format-version\": 2".to_vec(), "is not valid".into()),
@@ -808,6 +808,23 @@ async fn metadata_that_points_outside_its_table_or_is_too_big_is_not_read(pool: 
         assert_eq!(kind(&err), (LakeErrorKind::InvalidMetadata, false), "{err}");
         assert!(err.to_string().contains(&location) && err.to_string().contains(&says), "{says}: {err}");
     }
+    // Past the cap (a sparse file): refused by its size, before it is read.
+    let name = format!("00019-{}.metadata.json", uuid());
+    let path = format!("{}/{name}", folder.strip_prefix("file://").unwrap());
+    std::fs::write(&path, &text).unwrap();
+    std::fs::File::options().write(true).open(&path).unwrap().set_len(ice::MAX_METADATA_BYTES + 1).unwrap();
+    let location = format!("{folder}/{name}");
+    sqlx::query("UPDATE iceberg_tables SET metadata_location = $1 WHERE table_name = 'events'")
+        .bind(&location)
+        .execute(&pool)
+        .await
+        .unwrap();
+    let mut conn = pool.acquire().await.unwrap();
+    let err = ice::load_table(&mut conn, &wh, NS, "events").await.unwrap_err();
+    assert_eq!(kind(&err), (LakeErrorKind::InvalidMetadata, false), "{err}");
+    assert!(err.to_string().contains("more than the 512 MiB Icehouse reads"), "{err}");
+    drop(conn);
+
     // The file as Icehouse wrote it still loads.
     let (location, loaded) = planted(&format!("00020-{}.metadata.json", uuid()), text.into_bytes()).await;
     assert_eq!(loaded.unwrap(), location);
