@@ -234,18 +234,22 @@ async fn read_metadata(wh: &Warehouse, metadata_location: &str) -> LakeResult<Ta
     // Ok(Err(size)): too large to read. Only the bytes the store said the
     // file has are read (a store that answers a small size and then streams
     // more gets a ranged read).
+    // While a file is read and parsed, its size is held from a budget all
+    // metadata reads of the process share: many reads of large files wait
+    // for each other instead of taking the memory of everyone on the server.
     let read = async {
         let input = wh.file_io.new_input(metadata_location)?;
         let size = input.metadata().await?.size;
         if size > MAX_METADATA_BYTES {
             return Ok(Err(size));
         }
-        input.reader().await?.read(0..size).await.map(Ok)
+        let permit = METADATA_BUDGET.acquire_many((size >> 20) as u32 + 1).await.expect("the budget is never closed");
+        input.reader().await?.read(0..size).await.map(|bytes| Ok((bytes, permit)))
     };
-    let bytes = match read.await {
+    let (bytes, _permit) = match read.await {
         // (The file may have grown between the two calls.)
-        Ok(Ok(bytes)) if bytes.len() as u64 <= MAX_METADATA_BYTES => bytes,
-        Ok(Ok(bytes)) => return Err(too_large(metadata_location, bytes.len() as u64)),
+        Ok(Ok((bytes, permit))) if bytes.len() as u64 <= MAX_METADATA_BYTES => (bytes, permit),
+        Ok(Ok((bytes, _))) => return Err(too_large(metadata_location, bytes.len() as u64)),
         Ok(Err(size)) => return Err(too_large(metadata_location, size)),
         Err(e) => {
             return Err(LakeError::read_failed(&wh.file_io, metadata_location, e)
@@ -270,6 +274,10 @@ fn too_large(metadata_location: &str, size: u64) -> LakeError {
         MAX_METADATA_BYTES >> 20
     ))
 }
+
+/// MiB of metadata files being read and parsed at once, over the process.
+static METADATA_BUDGET: std::sync::LazyLock<tokio::sync::Semaphore> =
+    std::sync::LazyLock::new(|| tokio::sync::Semaphore::new(2 * (MAX_METADATA_BYTES >> 20) as usize));
 
 /// The most a table's metadata file may hold for Icehouse to read it.
 pub const MAX_METADATA_BYTES: u64 = 512 * 1024 * 1024;

@@ -24,11 +24,15 @@ pub const MAX_BROKER_TEXT: usize = 200;
 
 /// Text a broker controls, made fit to show: control characters, the
 /// invisible ones that reorder or hide text (bidirectional overrides,
-/// zero-width characters) and runs of whitespace become one space, and past
+/// zero-width and tag characters, variation selectors) and runs of whitespace become one space, and past
 /// [`MAX_BROKER_TEXT`] characters it is cut with `…`. (A hostile broker can
 /// say anything, as long as it likes.)
 pub fn broker_text(text: &str) -> String {
-    let hidden = |c: char| matches!(c, '\u{061c}' | '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2060}'..='\u{2069}' | '\u{feff}');
+    let hidden = |c: char| {
+        matches!(c, '\u{00ad}' | '\u{034f}' | '\u{061c}' | '\u{180e}' | '\u{200b}'..='\u{200f}'
+            | '\u{202a}'..='\u{202e}' | '\u{2060}'..='\u{206f}' | '\u{fe00}'..='\u{fe0f}' | '\u{feff}'
+            | '\u{e0000}'..='\u{e007f}')
+    };
     let mut out = String::new();
     let mut chars = 0;
     for word in text.split(|c: char| c.is_whitespace() || c.is_control() || hidden(c)).filter(|w| !w.is_empty()) {

@@ -68,7 +68,10 @@ impl DeadLetterBuilder {
         let mut left = max;
         let mut headers = Vec::with_capacity(msg.headers.len());
         for (name, value) in &msg.headers {
-            let kept = name.floor_char_boundary(left.min(name.len()));
+            let mut kept = left.min(name.len());
+            while !name.is_char_boundary(kept) {
+                kept -= 1;
+            }
             truncated |= kept < name.len();
             left -= kept;
             let value = cut(value, left, &mut truncated);
