@@ -233,10 +233,9 @@ async fn read_metadata(wh: &Warehouse, metadata_location: &str) -> LakeResult<Ta
         .map_err(|_| LakeError::invalid(format!("unexpected metadata file name {metadata_location}")))?;
     // Ok(Err(size)): too large to read. Only the bytes the store said the
     // file has are read (a store that answers a small size and then streams
-    // more gets a ranged read).
-    // While a file is read and parsed, its size is held from a budget all
-    // metadata reads of the process share: many reads of large files wait
-    // for each other instead of taking the memory of everyone on the server.
+    // more gets a ranged read), and while they are read and parsed their size
+    // is held from a budget all metadata reads of the process share: reads
+    // of large files wait for each other instead of taking everyone's memory.
     let read = async {
         let input = wh.file_io.new_input(metadata_location)?;
         let size = input.metadata().await?.size;

@@ -223,16 +223,7 @@ async fn build_commit(wh: &Warehouse, table: &LoadedTable, request: CommitReques
         .set_branch_snapshot(snapshot, MAIN_BRANCH)
         .and_then(|builder| builder.build())
         .context("building the next metadata")?;
-    let location = MetadataLocation::from_str(&table.metadata_location)
-        .map_err(|_| LakeError::invalid(format!("unexpected metadata file name {}", table.metadata_location)))?
-        .with_next_version()
-        .with_new_metadata(&built.metadata);
-    let new_metadata_location = location.to_string();
-    built
-        .metadata
-        .write_to(file_io, &location)
-        .await
-        .with_context(|| format!("writing metadata file {new_metadata_location}"))?;
+    let new_metadata_location = write_next_metadata(wh, table, &built.metadata).await?;
     written_files.push(new_metadata_location.clone());
 
     let delete_after_commit = built.metadata.properties().get(DELETE_AFTER_COMMIT).is_some_and(|v| v == "true");
@@ -252,6 +243,23 @@ async fn build_commit(wh: &Warehouse, table: &LoadedTable, request: CommitReques
         written_files,
         expired_metadata_files,
     })
+}
+
+/// Writes `metadata` as the metadata file that follows `table`'s current
+/// one (the next version number, a new id), invisible until a pointer swap;
+/// returns its location.
+pub(super) async fn write_next_metadata(
+    wh: &Warehouse,
+    table: &LoadedTable,
+    metadata: &TableMetadata,
+) -> LakeResult<String> {
+    let location = MetadataLocation::from_str(&table.metadata_location)
+        .map_err(|_| LakeError::invalid(format!("unexpected metadata file name {}", table.metadata_location)))?
+        .with_next_version()
+        .with_new_metadata(metadata);
+    let new_location = location.to_string();
+    metadata.write_to(&wh.file_io, &location).await.with_context(|| format!("writing metadata file {new_location}"))?;
+    Ok(new_location)
 }
 
 /// Rejects requests that would write a snapshot readers misinterpret.

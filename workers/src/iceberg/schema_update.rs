@@ -4,16 +4,15 @@
 //! reader projects by field id, so rows written before read the new columns
 //! as null.
 
-use std::str::FromStr;
 use std::sync::Arc;
 
 use iceberg::spec::{NestedField, NestedFieldRef, Schema, TableMetadataBuilder, Type};
-use iceberg::MetadataLocation;
 use sqlx::PgConnection;
 
 use super::catalog;
+use super::commit::write_next_metadata;
 use super::error::{ensure_valid, ResultExt};
-use super::{LakeError, LakeResult, LoadedTable, Warehouse};
+use super::{LakeResult, LoadedTable, Warehouse};
 
 /// Appends optional top-level primitive `columns` to `table`'s schema and
 /// swaps its pointer in the caller's transaction (a `Conflict` if another
@@ -44,16 +43,8 @@ pub async fn add_columns(
         .add_current_schema(schema)
         .and_then(|builder| builder.build())
         .with_context(|| format!("table {ident}: building the next metadata"))?;
-    let location = MetadataLocation::from_str(&table.metadata_location)
-        .map_err(|_| LakeError::invalid(format!("unexpected metadata file name {}", table.metadata_location)))?
-        .with_next_version()
-        .with_new_metadata(&built.metadata);
-    let new_location = location.to_string();
-    built
-        .metadata
-        .write_to(&wh.file_io, &location)
-        .await
-        .with_context(|| format!("table {ident}: writing metadata file {new_location}"))?;
+    let new_location =
+        write_next_metadata(wh, table, &built.metadata).await.map_err(|e| e.context(format!("table {ident}")))?;
     if let Err(e) =
         catalog::swap(conn, wh, &table.namespace, &table.name, &table.metadata_location, &new_location).await
     {

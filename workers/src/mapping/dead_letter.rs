@@ -4,7 +4,6 @@
 //! was rejected.
 
 use std::borrow::Cow;
-use std::sync::Arc;
 
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
@@ -12,12 +11,12 @@ use chrono::{DateTime, Utc};
 
 use super::builder::ColumnBuilder;
 use super::cell::{Cell, Ty};
-use super::schema::{dead_letter_columns, dead_letter_schema};
+use super::schema::dead_letter_columns;
 use super::{KafkaMessage, Rejection};
 
 const INITIAL_ROWS: usize = 64;
 
-/// Builds batches of dead-letter rows (schema: [`dead_letter_schema`]).
+/// Builds batches of dead-letter rows (schema: [`crate::mapping::dead_letter_schema`]).
 pub struct DeadLetterBuilder {
     schema: SchemaRef,
     pipeline_id: String,
@@ -28,7 +27,7 @@ pub struct DeadLetterBuilder {
 
 impl DeadLetterBuilder {
     /// Rows for the dead-letter table whose Arrow schema is `schema` (its
-    /// field ids are the table's; the columns must be [`dead_letter_schema`]'s).
+    /// field ids are the table's; the columns must be [`crate::mapping::dead_letter_schema`]'s).
     pub fn new(pipeline_id: &str, schema: SchemaRef, max_value_bytes: usize) -> anyhow::Result<DeadLetterBuilder> {
         let columns = dead_letter_columns();
         let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
@@ -40,13 +39,6 @@ impl DeadLetterBuilder {
             .map(|((_, ty, _), field)| ColumnBuilder::new(&Ty::new(ty, None), field.data_type(), INITIAL_ROWS))
             .collect::<anyhow::Result<_>>()?;
         Ok(DeadLetterBuilder { schema, pipeline_id: pipeline_id.to_string(), max_value_bytes, builders, rows: 0 })
-    }
-
-    /// Builds rows for a dead-letter table made from [`dead_letter_schema`].
-    pub fn for_new_table(pipeline_id: &str, max_value_bytes: usize) -> DeadLetterBuilder {
-        let schema = iceberg::arrow::schema_to_arrow_schema(&dead_letter_schema())
-            .expect("the dead-letter schema has an Arrow form");
-        DeadLetterBuilder::new(pipeline_id, Arc::new(schema), max_value_bytes).expect("the schema is the dead-letter's")
     }
 
     /// Appends the rejected message with its reason, keeping key, value and
@@ -131,11 +123,19 @@ mod tests {
     use chrono::TimeZone;
 
     use super::*;
-    use crate::mapping::{ErrorKind, Stage};
+    use std::sync::Arc;
+
+    use crate::mapping::{dead_letter_schema, ErrorKind, Stage};
+
+    /// Rows for a dead-letter table made from [`dead_letter_schema`].
+    fn for_new_table(pipeline_id: &str, max_value_bytes: usize) -> DeadLetterBuilder {
+        let schema = iceberg::arrow::schema_to_arrow_schema(&dead_letter_schema()).unwrap();
+        DeadLetterBuilder::new(pipeline_id, Arc::new(schema), max_value_bytes).unwrap()
+    }
 
     #[test]
     fn raw_bytes_and_headers_round_trip() {
-        let mut dl = DeadLetterBuilder::for_new_table("0190f5a2-pipeline", 1024);
+        let mut dl = for_new_table("0190f5a2-pipeline", 1024);
         let received_at = Utc.with_ymd_and_hms(2026, 11, 27, 9, 0, 0).unwrap();
         let first = KafkaMessage {
             topic: "orders".into(),
@@ -211,7 +211,7 @@ mod tests {
 
     #[test]
     fn long_keys_values_and_headers_are_cut_and_say_so() {
-        let mut dl = DeadLetterBuilder::for_new_table("p", 4);
+        let mut dl = for_new_table("p", 4);
         let msg = KafkaMessage {
             topic: "t".into(),
             key: Some(b"abcdef".to_vec()),
