@@ -107,6 +107,10 @@ pub async fn update(
     ApiJson(req): ApiJson<UpdateDestinationRequest>,
 ) -> ApiResult<Json<Destination>> {
     ctx.require(Role::Editor)?;
+    // A new endpoint's name is looked up before the row is locked: a slow
+    // name server holds no transaction. One kept as it is was checked when
+    // it was saved, and a worker looks it up again before it writes there.
+    endpoint_allowed(&state, req.s3_endpoint.as_deref()).await?;
     let mut tx = db::begin_tenant(&state.pool, ctx.tenant_id).await?;
     let old =
         db::destinations::get(&mut tx, ctx.tenant_id, id, true).await?.ok_or(ApiError::NotFound("destination"))?;
@@ -131,7 +135,6 @@ pub async fn update(
     };
     settings.validate().map_err(ApiError::Validation)?;
     allowed_here(&state, settings.warehouse_uri, settings.s3_access_key_id.is_some())?;
-    endpoint_allowed(&state, settings.s3_endpoint).await?;
     let secret = match &req.s3_secret_access_key {
         Some(s) => Some(state.secrets.seal(s)?),
         None if keeps_secret => old.s3_secret_access_key_enc.clone(),

@@ -12,7 +12,7 @@ use icehouse_api::pipelines::{
 };
 use icehouse_api::status::{MinuteBucket, PartitionStatus, PipelineState, PipelineStatus};
 use icehouse_api::{ConnectionId, DestinationId, FieldError, PipelineId, Problem, Role};
-use icehouse_workers::coord::SliceState;
+use icehouse_workers::coord::{Scope, SliceState};
 use icehouse_workers::iceberg::{self as ice, LakeErrorKind, LoadedTable};
 use icehouse_workers::mapping::{partition_difference, schema_differences, table_schema};
 use sqlx::types::Json as SqlJson;
@@ -92,17 +92,23 @@ pub async fn create(
         created_at: Default::default(),
         updated_at: Default::default(),
     };
-    let pipeline = db::pipelines::insert(&mut tx, ctx.tenant_id, &row).await?.to_api()?;
+    // The insert is tried and rolled back first, so that a taken name or
+    // table is refused before any file is written.
+    db::pipelines::insert(&mut tx, ctx.tenant_id, &row).await?;
+    tx.rollback().await?;
     // The table and its dead-letter table exist from the start, so readers and
-    // the tables page see them before the first message arrives.
+    // the tables page see them before the first message arrives. They are
+    // made before the pipeline's row, with no transaction open while the
+    // warehouse is written (a silent bucket holds no connection); a pipeline
+    // whose insert then fails leaves them empty, for the next try to reuse.
     if let Some(warehouse) = super::tables::warehouse(&destination, &state.secrets, &state.egress) {
-        let (table, _) = icehouse_workers::iceberg::create_pipeline_tables(
-            &mut tx,
+        let (table, _) = ice::create_pipeline_tables(
+            Scope::tenant(&state.pool, ctx.tenant_id),
             &warehouse,
-            &pipeline.namespace,
-            &pipeline.table_name,
+            &row.namespace,
+            &row.table_name,
             &mapping,
-            &pipeline.partition_by,
+            &row.partition_by,
         )
         .await
         .map_err(|e| match e.kind() {
@@ -116,8 +122,10 @@ pub async fn create(
             LakeErrorKind::Storage => ApiError::from(e),
         })?;
         // A table that already exists (left by a deleted pipeline) is reused as it is.
-        check_fits(&table, &mapping, Some(&pipeline.partition_by))?;
+        check_fits(&table, &mapping, Some(&row.partition_by))?;
     }
+    let mut tx = db::begin_tenant(&state.pool, ctx.tenant_id).await?;
+    let pipeline = db::pipelines::insert(&mut tx, ctx.tenant_id, &row).await?.to_api()?;
     db::pipelines::insert_lease(&mut tx, ctx.tenant_id, pipeline.id, pipeline.desired_state == DesiredState::Paused)
         .await?;
     db::audit::record(&mut tx, &ctx, "pipeline.create", "pipeline", pipeline.id, None::<&()>, Some(&pipeline)).await?;

@@ -17,21 +17,14 @@ pub mod tokens;
 pub mod users;
 
 use icehouse_api::pagination::{ListParams, DEFAULT_LIMIT, MAX_LIMIT};
-use icehouse_api::TenantId;
-use sqlx::{PgPool, Postgres, Transaction};
+use sqlx::{Postgres, Transaction};
 use uuid::Uuid;
 
 use crate::error::ApiError;
 
 pub type Tx = Transaction<'static, Postgres>;
 
-pub async fn begin_tenant(pool: &PgPool, tenant: TenantId) -> Result<Tx, sqlx::Error> {
-    let mut tx = pool.begin().await?;
-    sqlx::query("SELECT set_config('icehouse.tenant_id', $1, true)").bind(tenant.to_string()).execute(&mut *tx).await?;
-    Ok(tx)
-}
-
-pub use icehouse_workers::coord::begin_system;
+pub use icehouse_workers::coord::{begin_system, begin_tenant};
 
 /// A validated page request: fetch `limit + 1` rows after `after` to know
 /// whether there is a next page.

@@ -83,8 +83,9 @@ async fn an_object_stores_error_body_is_never_echoed(pool: PgPool) {
 
 /// Item 9 of the security issue: a bucket that accepts connections and never
 /// answers holds no database connection while it is waited for, so with 50
-/// such requests in flight the health checks and another tenant's tables
-/// still answer at once.
+/// table listings and 50 pipeline creations (which write the new tables'
+/// metadata) in flight on a pool of 8, the health checks and another
+/// tenant's tables still answer at once.
 #[sqlx::test(migrations = "../migrations")]
 async fn a_silent_bucket_does_not_take_the_pool(pool: PgPool) {
     // A tarpit: connections are accepted and held, and nothing is ever sent.
@@ -114,10 +115,19 @@ async fn a_silent_bucket_does_not_take_the_pool(pool: PgPool) {
         .unwrap();
     tx.commit().await.unwrap();
 
+    let c = app.post("/api/v1/connections", &slow, connection_body("kafka")).await;
+    assert_eq!(c.status, StatusCode::CREATED, "{}", c.text);
+    let (cid, did) = (c.body["id"].as_str().unwrap(), d.body["id"].as_str().unwrap());
+
     let mut stuck = Vec::new();
-    for _ in 0..50 {
-        let (http, url, slow) = (app.http.clone(), app.url("/api/v1/tables"), slow.clone());
-        stuck.push(tokio::spawn(async move { http.get(url).bearer_auth(slow).send().await.map(|r| r.status()) }));
+    for i in 0..50 {
+        let (http, url, bearer) = (app.http.clone(), app.url("/api/v1/tables"), slow.clone());
+        stuck.push(tokio::spawn(async move { http.get(url).bearer_auth(bearer).send().await.map(|r| r.status()) }));
+        let (http, url, bearer) = (app.http.clone(), app.url("/api/v1/pipelines"), slow.clone());
+        let body = pipeline_body(&format!("p{i}"), cid, did, &format!("t{i}"));
+        stuck.push(tokio::spawn(async move {
+            http.post(url).bearer_auth(bearer).json(&body).send().await.map(|r| r.status())
+        }));
     }
     tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
     assert!(stuck.iter().all(|t| !t.is_finished()), "the tarpit answered");
@@ -132,6 +142,8 @@ async fn a_silent_bucket_does_not_take_the_pool(pool: PgPool) {
         let status = task.await.unwrap().unwrap();
         assert!(matches!(status.as_u16(), 502 | 503), "{status}");
     }
+    // No pipeline was made without its tables, and none holds a table name.
+    assert_eq!(app.count("pipelines").await, 0);
 }
 
 /// A destination in an S3 bucket behind `endpoint` (a server the test runs).

@@ -249,11 +249,10 @@ fn icehouse_plane(db_url: &str, root: &Path, name: &str, messages: &[KafkaMessag
         let wh = Warehouse::local("bench-plane", root)?;
         let mapping = CompiledMapping::compile(&orders_mapping())?;
         let mut table = {
-            let mut tx = conn.begin().await?;
+            let pool = sqlx::PgPool::connect(db_url).await.context("connecting to the bench database")?;
             let day = [("sold_at", iceberg::spec::Transform::Day)];
-            let table = ice::create_table(&mut tx, &wh, "bench", name, table_schema(&mapping)?, &day).await?;
-            tx.commit().await?;
-            table
+            let scope = icehouse_workers::coord::Scope::system(&pool);
+            ice::create_table(scope, &wh, "bench", name, table_schema(&mapping)?, &day).await?
         };
         let mut decoder = RowDecoder::new(MessageFormat::Json, &mapping, table.arrow_schema()?, usize::MAX)?;
         let mut run = PlaneRun::default();

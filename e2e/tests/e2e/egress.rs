@@ -79,14 +79,17 @@ async fn serve_refuses_the_servers_own_network_and_allows_a_configured_range() {
     assert_eq!(body["kind"], "forbidden_address", "{status} {body}");
     // …and so is a pipeline on it: its worker says why and reads nothing.
     let warehouse = tmp.join(format!("icehouse-e2e-wh-{}", uuid::Uuid::new_v4().simple()));
-    let d = api.post(
-        "/api/v1/destinations",
-        json!({"name": "local", "warehouse_uri": format!("file://{}", warehouse.display())}),
-    );
+    let d = api
+        .post(
+            "/api/v1/destinations",
+            json!({"name": "local", "warehouse_uri": format!("file://{}", warehouse.display())}),
+        )
+        .await
+        .unwrap();
     let p = api
         .post(
             "/api/v1/pipelines",
-            json!({"name": "sales", "connection_id": id, "topic": "sales", "destination_id": d.await.unwrap()["id"],
+            json!({"name": "sales", "connection_id": id, "topic": "sales", "destination_id": d["id"],
                    "table_name": "sales", "mapping": crate::common::mapping()}),
         )
         .await
@@ -123,6 +126,17 @@ async fn serve_refuses_the_servers_own_network_and_allows_a_configured_range() {
     let error = &body["errors"][0];
     assert_eq!(error["field"], "s3_endpoint", "{body}");
     assert!(error["message"].as_str().unwrap().starts_with("forbidden_address: http://127.0.0.1:9000"), "{body}");
+    // …and so is moving a destination there.
+    let (status, body) = api
+        .call(
+            Method::PATCH,
+            &format!("/api/v1/destinations/{}", d["id"].as_str().unwrap()),
+            Some(json!({"warehouse_uri": "s3://bucket/lake", "s3_endpoint": "http://127.0.0.1:9000",
+                        "s3_access_key_id": "k", "s3_secret_access_key": "s"})),
+        )
+        .await
+        .unwrap();
+    assert_eq!((status.as_u16(), body["errors"][0]["field"].as_str()), (422, Some("s3_endpoint")), "{body}");
     drop(server);
 
     // Allowing all of loopback still leaves the server's own Postgres out.

@@ -21,6 +21,7 @@ pub mod tasks;
 pub use lease::Lease;
 pub use state::SliceState;
 
+use icehouse_api::TenantId;
 use sqlx::{PgPool, Postgres, Transaction};
 
 /// A transaction for the paths that work across tenants (the workers, the
@@ -29,4 +30,39 @@ pub async fn begin_system(pool: &PgPool) -> Result<Transaction<'static, Postgres
     let mut tx = pool.begin().await?;
     sqlx::query("SELECT set_config('icehouse.system', 'on', true)").execute(&mut *tx).await?;
     Ok(tx)
+}
+
+/// A transaction that sees one tenant's rows only (row-level security reads
+/// `icehouse.tenant_id`).
+pub async fn begin_tenant(pool: &PgPool, tenant: TenantId) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("SELECT set_config('icehouse.tenant_id', $1, true)").bind(tenant.to_string()).execute(&mut *tx).await?;
+    Ok(tx)
+}
+
+/// A pool and whose rows its transactions see. Code that does object-store
+/// I/O between database steps (creating a table, changing its schema) is
+/// given a scope rather than a transaction, so that it opens a short one for
+/// each step and holds no connection while a bucket is waited for.
+#[derive(Clone, Copy, Debug)]
+pub struct Scope<'a> {
+    pool: &'a PgPool,
+    tenant: Option<TenantId>,
+}
+
+impl<'a> Scope<'a> {
+    pub fn system(pool: &'a PgPool) -> Self {
+        Self { pool, tenant: None }
+    }
+
+    pub fn tenant(pool: &'a PgPool, tenant: TenantId) -> Self {
+        Self { pool, tenant: Some(tenant) }
+    }
+
+    pub async fn begin(&self) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
+        match self.tenant {
+            None => begin_system(self.pool).await,
+            Some(tenant) => begin_tenant(self.pool, tenant).await,
+        }
+    }
 }

@@ -1,9 +1,12 @@
 //! The catalog rows: `iceberg_tables` and `iceberg_namespace_properties` in
 //! the layout of the Iceberg JDBC catalog, written exactly as PyIceberg's
 //! `SqlCatalog` and Java's `JdbcCatalog` write them so those can open our
-//! tables straight from Postgres. Every function runs on the caller's
-//! connection or transaction: the pointer swap must share the transaction
-//! that checks the lease epoch and stores the offsets.
+//! tables straight from Postgres. The lookups and the pointer swap run on
+//! the caller's connection or transaction (the swap must share the
+//! transaction that checks the lease epoch and stores the offsets); no
+//! transaction is held while a metadata file is read or written, so a
+//! caller reads a pointer, ends its transaction, and then loads
+//! ([`load_at`]). [`create_table`] opens its own short transactions.
 //!
 //! A lost pointer swap is an error of kind `Conflict`, not a `false`: a
 //! caller that forgets to look at the answer must not take a commit that
@@ -19,6 +22,8 @@ use iceberg::spec::{
 };
 use iceberg::MetadataLocation;
 use sqlx::PgConnection;
+
+use crate::coord::Scope;
 
 use super::error::ResultExt;
 use super::{check_name, LakeError, LakeResult, LoadedTable, PreparedCommit, Warehouse};
@@ -66,12 +71,12 @@ pub fn partition_by(schema: &Schema, fields: &[(&str, Transform)]) -> LakeResult
     Ok(builder.build())
 }
 
-/// Creates the namespace (if needed) and the table, inside the caller's
-/// transaction: format v2, `schema` and `partition` (by column name, see
-/// [`partition_by`]), the default properties, in a folder of its own
-/// `<root>/<namespace>/<name>-<uuid v7>` (see [`Warehouse::new_table_location`]:
-/// a dropped and re-created table never reuses the old files' folder), first
-/// metadata file `<location>/metadata/00000-<uuid>.metadata.json`.
+/// Creates the namespace (if needed) and the table: format v2, `schema` and
+/// `partition` (by column name, see [`partition_by`]), the default
+/// properties, in a folder of its own `<root>/<namespace>/<name>-<uuid v7>`
+/// (see [`Warehouse::new_table_location`]: a dropped and re-created table
+/// never reuses the old files' folder), first metadata file
+/// `<location>/metadata/00000-<uuid>.metadata.json`.
 ///
 /// Field ids are assigned afresh from 1 in schema order (as every Iceberg
 /// catalog does on create); take them from the returned table's
@@ -79,8 +84,12 @@ pub fn partition_by(schema: &Schema, fields: &[(&str, Transform)]) -> LakeResult
 ///
 /// Idempotent: an existing table is loaded and returned as it is, whatever
 /// schema was asked for.
+///
+/// Each database step is a short transaction of `scope`'s; the metadata file
+/// is written and read with none open, so a silent bucket holds no
+/// connection of the pool.
 pub async fn create_table(
-    tx: &mut PgConnection,
+    scope: Scope<'_>,
     wh: &Warehouse,
     namespace: &str,
     name: &str,
@@ -92,20 +101,11 @@ pub async fn create_table(
     let ident = format!("{namespace}.{name}");
     let spec = partition_by(&schema, partition).with_context(|| format!("table {ident}"))?;
 
-    // PyIceberg marks a namespace without properties by this one row.
-    sqlx::query(
-        "INSERT INTO iceberg_namespace_properties (catalog_name, namespace, property_key, property_value)
-         VALUES ($1, $2, 'exists', 'true')
-         ON CONFLICT (catalog_name, namespace, property_key) DO NOTHING",
-    )
-    .bind(&wh.catalog_name)
-    .bind(namespace)
-    .execute(&mut *tx)
-    .await
-    .with_context(|| format!("creating namespace {namespace}"))?;
-
-    if let Some(existing) = load_table(tx, wh, namespace, name).await? {
-        return Ok(existing);
+    let mut tx = scope.begin().await.context("opening a transaction")?;
+    let existing = table_pointer(&mut tx, wh, namespace, name).await?;
+    tx.commit().await.context("reading the catalog")?;
+    if let Some(location) = existing {
+        return load_at(wh, namespace, name, location).await;
     }
 
     let location = wh.new_table_location(namespace, name);
@@ -128,6 +128,18 @@ pub async fn create_table(
         .with_context(|| format!("table {ident}: writing the first metadata file {metadata_location_str}"))?;
     let metadata_location = metadata_location_str;
 
+    let mut tx = scope.begin().await.context("opening a transaction")?;
+    // PyIceberg marks a namespace without properties by this one row.
+    sqlx::query(
+        "INSERT INTO iceberg_namespace_properties (catalog_name, namespace, property_key, property_value)
+         VALUES ($1, $2, 'exists', 'true')
+         ON CONFLICT (catalog_name, namespace, property_key) DO NOTHING",
+    )
+    .bind(&wh.catalog_name)
+    .bind(namespace)
+    .execute(&mut *tx)
+    .await
+    .with_context(|| format!("creating namespace {namespace}"))?;
     // A concurrent creator may have inserted since our check: its row wins
     // (the insert waits for its transaction), ours becomes an orphan.
     let inserted = sqlx::query(
@@ -145,13 +157,18 @@ pub async fn create_table(
     .with_context(|| format!("table {ident}: inserting its catalog row"))?
     .rows_affected()
         == 1;
-    if !inserted {
+    let theirs = match inserted {
+        true => None,
+        false => Some(table_pointer(&mut tx, wh, namespace, name).await?),
+    };
+    tx.commit().await.with_context(|| format!("table {ident}: committing its catalog row"))?;
+    if let Some(theirs) = theirs {
         let _ = wh.file_io.delete(&metadata_location).await;
         // Our insert found a row that the lookup above did not: a view (or
-        // another non-table entry) has the name.
-        return load_table(tx, wh, namespace, name)
-            .await?
-            .ok_or_else(|| LakeError::invalid(format!("{ident} exists in the catalog but is not a table")));
+        // another non-table entry) has the name if no table does.
+        let theirs =
+            theirs.ok_or_else(|| LakeError::invalid(format!("{ident} exists in the catalog but is not a table")))?;
+        return load_at(wh, namespace, name, theirs).await;
     }
     tracing::info!(catalog = %wh.catalog_name, namespace, table = name, %metadata_location, "created iceberg table");
     Ok(LoadedTable { namespace: namespace.to_string(), name: name.to_string(), metadata_location, metadata })

@@ -6,9 +6,9 @@
 
 use iceberg::spec::Transform;
 use icehouse_api::pipelines::{CompiledMapping, PartitionField, PartitionTransform};
-use sqlx::PgConnection;
 
 use super::{add_columns, create_table, LakeError, LakeResult, LoadedTable, Warehouse};
+use crate::coord::Scope;
 use crate::mapping;
 
 /// The dead-letter table's name for a pipeline's table.
@@ -16,10 +16,10 @@ pub fn dead_letter_table_name(table: &str) -> String {
     format!("{table}_dead_letter")
 }
 
-/// Creates (idempotently) a pipeline's table and its dead-letter table,
-/// inside the caller's transaction.
+/// Creates (idempotently) a pipeline's table and its dead-letter table, in
+/// short transactions of `scope`'s (see [`create_table`]).
 pub async fn create_pipeline_tables(
-    conn: &mut PgConnection,
+    scope: Scope<'_>,
     warehouse: &Warehouse,
     namespace: &str,
     table: &str,
@@ -30,10 +30,10 @@ pub async fn create_pipeline_tables(
         partition_by.iter().map(|p| (p.column.as_str(), transform(p.transform))).collect();
     let schema = mapping::table_schema(mapping)
         .map_err(|e| LakeError::invalid(format!("table {namespace}.{table}: the mapping: {e:#}")))?;
-    let main = create_table(conn, warehouse, namespace, table, schema, &partition).await?;
+    let main = create_table(scope, warehouse, namespace, table, schema, &partition).await?;
     let dead_letter = dead_letter_table_name(table);
-    let dead = create_table(conn, warehouse, namespace, &dead_letter, mapping::dead_letter_schema(), &[]).await?;
-    let dead = dead_letter_up_to_date(conn, warehouse, dead).await?;
+    let dead = create_table(scope, warehouse, namespace, &dead_letter, mapping::dead_letter_schema(), &[]).await?;
+    let dead = dead_letter_up_to_date(scope, warehouse, dead).await?;
     Ok((main, dead))
 }
 
@@ -41,7 +41,7 @@ pub async fn create_pipeline_tables(
 /// schema gets them (see [`mapping::DEAD_LETTER_ADDED`]); any other
 /// difference from the schema is refused, as rows could not be written.
 async fn dead_letter_up_to_date(
-    conn: &mut PgConnection,
+    scope: Scope<'_>,
     warehouse: &Warehouse,
     table: LoadedTable,
 ) -> LakeResult<LoadedTable> {
@@ -66,7 +66,7 @@ async fn dead_letter_up_to_date(
             (name.as_str(), want.field_by_name(name).expect("a column of the schema").field_type.as_ref().clone())
         })
         .collect();
-    add_columns(conn, warehouse, &table, &columns).await
+    add_columns(scope, warehouse, &table, &columns).await
 }
 
 fn transform(t: PartitionTransform) -> Transform {

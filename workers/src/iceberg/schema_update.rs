@@ -7,19 +7,19 @@
 use std::sync::Arc;
 
 use iceberg::spec::{NestedField, NestedFieldRef, Schema, TableMetadataBuilder, Type};
-use sqlx::PgConnection;
 
 use super::catalog;
 use super::commit::write_next_metadata;
 use super::error::{ensure_valid, ResultExt};
 use super::{LakeResult, LoadedTable, Warehouse};
+use crate::coord::Scope;
 
 /// Appends optional top-level primitive `columns` to `table`'s schema and
-/// swaps its pointer in the caller's transaction (a `Conflict` if another
-/// writer moved it first: reload and decide again). Returns the table as of
-/// the change.
+/// swaps its pointer in a short transaction of `scope`'s, opened once the
+/// metadata file is written (a `Conflict` if another writer moved it first:
+/// reload and decide again). Returns the table as of the change.
 pub async fn add_columns(
-    conn: &mut PgConnection,
+    scope: Scope<'_>,
     wh: &Warehouse,
     table: &LoadedTable,
     columns: &[(&str, Type)],
@@ -45,12 +45,20 @@ pub async fn add_columns(
         .with_context(|| format!("table {ident}: building the next metadata"))?;
     let new_location =
         write_next_metadata(wh, table, &built.metadata).await.map_err(|e| e.context(format!("table {ident}")))?;
-    if let Err(e) =
-        catalog::swap(conn, wh, &table.namespace, &table.name, &table.metadata_location, &new_location).await
-    {
-        let _ = wh.file_io.delete(&new_location).await;
-        return Err(e);
-    }
+    let swapped = async {
+        let mut tx = scope.begin().await?;
+        catalog::swap(&mut tx, wh, &table.namespace, &table.name, &table.metadata_location, &new_location).await?;
+        LakeResult::Ok(tx)
+    };
+    let tx = match swapped.await {
+        Ok(tx) => tx,
+        Err(e) => {
+            let _ = wh.file_io.delete(&new_location).await;
+            return Err(e);
+        }
+    };
+    // A commit of unknown outcome leaves the file: it may be the table's now.
+    tx.commit().await.with_context(|| format!("table {ident}: committing the schema change"))?;
     tracing::info!(table = %ident, columns = ?columns.iter().map(|c| c.0).collect::<Vec<_>>(), "added columns");
     Ok(LoadedTable {
         namespace: table.namespace.clone(),

@@ -16,6 +16,7 @@ use arrow::array::{ArrayRef, Float64Array, Int64Array, StringArray, TimestampMic
 use arrow::datatypes::DataType;
 use arrow::record_batch::RecordBatch;
 use iceberg::spec::{NestedField, Operation, PrimitiveType, Schema, Transform, Type};
+use icehouse_workers::coord::Scope;
 use icehouse_workers::iceberg::{
     self as ice, CommitRequest, LakeError, LakeErrorKind, LoadedTable, PreparedCommit, S3Access, Warehouse,
     COMMIT_ID_KEY,
@@ -76,10 +77,7 @@ fn batch(table: &LoadedTable, rows: &[Row]) -> RecordBatch {
 }
 
 async fn create(pool: &PgPool, wh: &Warehouse, name: &str) -> LoadedTable {
-    let mut tx = pool.begin().await.unwrap();
-    let table = ice::create_table(&mut tx, wh, NS, name, schema(), &[("ts", Transform::Day)]).await.unwrap();
-    tx.commit().await.unwrap();
-    table
+    ice::create_table(Scope::system(pool), wh, NS, name, schema(), &[("ts", Transform::Day)]).await.unwrap()
 }
 
 fn commit_summary(commit_id: &str) -> HashMap<String, String> {
@@ -558,9 +556,7 @@ async fn a_warehouse_folder_that_cannot_be_written_is_a_storage_failure(pool: Pg
     // table fails on its first metadata file, and leaves no catalog row.
     let wh = Warehouse::local("dest", &dir.path().join("warehouse")).unwrap();
     std::fs::write(dir.path().join("warehouse").join(NS), b"not a folder").unwrap();
-    let mut tx = pool.begin().await.unwrap();
-    let err = ice::create_table(&mut tx, &wh, NS, "events", schema(), &[]).await.unwrap_err();
-    drop(tx);
+    let err = ice::create_table(Scope::system(&pool), &wh, NS, "events", schema(), &[]).await.unwrap_err();
     assert_eq!(kind(&err), (LakeErrorKind::Storage, false), "{err}");
     assert!(!err.is_catalog_database(), "{err}");
     let shown = err.to_string();
@@ -591,8 +587,7 @@ async fn an_unreachable_object_store_is_a_transient_storage_failure(pool: PgPool
         secret_access_key: Some("secret".into()),
     };
     let wh = Warehouse::open("dest", "s3://bucket-1/lake", &access).unwrap();
-    let mut tx = pool.begin().await.unwrap();
-    let err = ice::create_table(&mut tx, &wh, NS, "events", schema(), &[]).await.unwrap_err();
+    let err = ice::create_table(Scope::system(&pool), &wh, NS, "events", schema(), &[]).await.unwrap_err();
     assert_eq!(kind(&err), (LakeErrorKind::Storage, true), "{err:?}");
     assert!(!err.is_catalog_database());
     let shown = err.to_string();
@@ -607,15 +602,14 @@ async fn an_unreachable_object_store_is_a_transient_storage_failure(pool: PgPool
 async fn bad_names_and_specs_are_invalid_and_create_nothing(pool: PgPool) {
     let dir = tempfile::tempdir().unwrap();
     let wh = warehouse(&dir);
-    let mut tx = pool.begin().await.unwrap();
+    let scope = Scope::system(&pool);
     for (namespace, name) in [(NS, "bad/name"), (NS, "../escape"), ("..", "events"), (NS, "")] {
-        let err = ice::create_table(&mut tx, &wh, namespace, name, schema(), &[]).await.unwrap_err();
+        let err = ice::create_table(scope, &wh, namespace, name, schema(), &[]).await.unwrap_err();
         assert_eq!(kind(&err), (LakeErrorKind::Invalid, false), "{namespace:?}.{name:?}: {err}");
     }
-    let err = ice::create_table(&mut tx, &wh, NS, "events", schema(), &[("nope", Transform::Day)]).await.unwrap_err();
+    let err = ice::create_table(scope, &wh, NS, "events", schema(), &[("nope", Transform::Day)]).await.unwrap_err();
     assert_eq!(kind(&err), (LakeErrorKind::Invalid, false), "{err}");
     assert_eq!(err.to_string(), format!(r#"table {NS}.events: no column "nope" to partition by"#));
-    tx.commit().await.unwrap();
     let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM iceberg_tables").fetch_one(&pool).await.unwrap();
     assert_eq!(rows, 0);
     assert!(!dir.path().join(NS).exists(), "nothing written for a refused table");
@@ -668,19 +662,18 @@ async fn added_columns_read_as_null_in_rows_written_before(pool: PgPool) {
     let table = create(&pool, &wh, "orders").await;
     let table = append(&pool, &wh, &table, &commit1(), "c1").await;
 
-    let mut tx = pool.begin().await.unwrap();
+    let scope = Scope::system(&pool);
     let string = Type::Primitive(PrimitiveType::String);
-    let evolved = ice::add_columns(&mut tx, &wh, &table, &[("note", string.clone())]).await.unwrap();
+    let evolved = ice::add_columns(scope, &wh, &table, &[("note", string.clone())]).await.unwrap();
     // Already there: refused, and nothing moves.
-    let again = ice::add_columns(&mut tx, &wh, &evolved, &[("note", string.clone())]).await.unwrap_err();
+    let again = ice::add_columns(scope, &wh, &evolved, &[("note", string.clone())]).await.unwrap_err();
     assert_eq!(
         (kind(&again), again.to_string()),
         ((LakeErrorKind::Invalid, false), format!("table {NS}.orders already has a column \"note\""))
     );
     // Built on the old pointer: a lost race.
-    let stale = ice::add_columns(&mut tx, &wh, &table, &[("other", string)]).await.unwrap_err();
+    let stale = ice::add_columns(scope, &wh, &table, &[("other", string)]).await.unwrap_err();
     assert_eq!(kind(&stale), (LakeErrorKind::Conflict, true), "{stale}");
-    tx.commit().await.unwrap();
 
     let schema = evolved.metadata.current_schema();
     assert_eq!((schema.field_by_name("note").unwrap().id, evolved.metadata.last_column_id()), (5, 5));
@@ -708,8 +701,8 @@ async fn a_dead_letter_table_of_an_earlier_release_gets_the_new_columns(pool: Pg
     // The dead-letter schema before `truncated`, `key_bytes` and `value_bytes`.
     let first_release: Vec<_> = dead_letter_schema().as_struct().fields()[..12].to_vec();
     let old = Schema::builder().with_fields(first_release).build().unwrap();
-    let mut tx = pool.begin().await.unwrap();
-    ice::create_table(&mut tx, &wh, NS, "orders_dead_letter", old, &[]).await.unwrap();
+    let scope = Scope::system(&pool);
+    ice::create_table(scope, &wh, NS, "orders_dead_letter", old, &[]).await.unwrap();
     let column = ColumnMapping {
         name: "id".into(),
         column_type: "long".into(),
@@ -718,8 +711,7 @@ async fn a_dead_letter_table_of_an_earlier_release_gets_the_new_columns(pool: Pg
         timestamp_format: None,
     };
     let mapping = CompiledMapping::compile(&Mapping { columns: vec![column] }).unwrap();
-    let (_, dead) = ice::create_pipeline_tables(&mut tx, &wh, NS, "orders", &mapping, &[]).await.unwrap();
-    tx.commit().await.unwrap();
+    let (_, dead) = ice::create_pipeline_tables(scope, &wh, NS, "orders", &mapping, &[]).await.unwrap();
 
     // The columns come last with fresh ids; the map's own ids stay the table's.
     let schema = dead.metadata.current_schema();
@@ -740,9 +732,7 @@ async fn a_dead_letter_table_of_an_earlier_release_gets_the_new_columns(pool: Pg
     swap(&pool, &wh, &prepared).await.unwrap();
 
     // A second look changes nothing.
-    let mut tx = pool.begin().await.unwrap();
-    let (_, again) = ice::create_pipeline_tables(&mut tx, &wh, NS, "orders", &mapping, &[]).await.unwrap();
-    tx.commit().await.unwrap();
+    let (_, again) = ice::create_pipeline_tables(scope, &wh, NS, "orders", &mapping, &[]).await.unwrap();
     assert_eq!(again.metadata_location, prepared.new_metadata_location);
 }
 

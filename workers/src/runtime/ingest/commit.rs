@@ -91,13 +91,14 @@ pub async fn commit(
             // Fresh metadata: another writer may have committed, or our own
             // previous attempt may have landed without us hearing back.
             // The catalog is behind row-level security: a system transaction.
+            // The pointers are read in a transaction, the files with none open.
             let mut tx = coord::begin_system(pool).await?;
             let ns = tables.0.namespace.clone();
-            let fresh_table =
-                ice::load_table(&mut tx, warehouse, &ns, &tables.0.name).await?.context("table vanished")?;
-            let fresh_dead =
-                ice::load_table(&mut tx, warehouse, &ns, &tables.1.name).await?.context("table vanished")?;
+            let table_at = ice::table_pointer(&mut tx, warehouse, &ns, &tables.0.name).await?;
+            let dead_at = ice::table_pointer(&mut tx, warehouse, &ns, &tables.1.name).await?;
             tx.commit().await?;
+            let fresh_table = ice::load_at(warehouse, &ns, &tables.0.name, table_at.context("table vanished")?).await?;
+            let fresh_dead = ice::load_at(warehouse, &ns, &tables.1.name, dead_at.context("table vanished")?).await?;
             let landed =
                 ice::has_commit(&fresh_table.metadata, &commit_id) || ice::has_commit(&fresh_dead.metadata, &commit_id);
             *tables = (fresh_table, fresh_dead);

@@ -290,9 +290,8 @@ async fn ensure_tables(
     warehouse: &Warehouse,
     spec: &PipelineSpec,
 ) -> anyhow::Result<(LoadedTable, LoadedTable)> {
-    let mut tx = coord::begin_system(pool).await?;
     let tables = ice::create_pipeline_tables(
-        &mut tx,
+        coord::Scope::system(pool),
         warehouse,
         &spec.namespace,
         &spec.table_name,
@@ -300,6 +299,5 @@ async fn ensure_tables(
         &spec.partition_by,
     )
     .await?;
-    tx.commit().await?;
     Ok(tables)
 }
