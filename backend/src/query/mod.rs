@@ -253,6 +253,8 @@ async fn register_tables(
     // holds no database connection).
     for (reference, namespace, name, wh, location) in wanted {
         let loaded = ice::load_at(&wh, &namespace, &name, location).await?;
+        // Whatever the table's manifests name must lie in the table's folder.
+        let file_io = wh.file_io_within(loaded.metadata.location())?;
         let table = Table::builder()
             .metadata(loaded.metadata)
             .metadata_location(loaded.metadata_location)
@@ -260,7 +262,7 @@ async fn register_tables(
                 NamespaceIdent::from_strs(namespace.split('.')).map_err(ApiError::internal)?,
                 name.clone(),
             ))
-            .file_io(wh.file_io.clone())
+            .file_io(file_io)
             .readonly(true)
             // The scan's own tasks (manifests, delete files) on the query runtime too.
             .runtime(iceberg::Runtime::new(&QUERY_RUNTIME))
@@ -291,6 +293,10 @@ fn cut(batches: Vec<RecordBatch>, max_rows: usize) -> Vec<RecordBatch> {
 
 /// DataFusion's message, without its error-type prefix, as a field error.
 fn sql_error(e: datafusion::error::DataFusionError) -> ApiError {
+    // A table whose manifests name files outside it: the warehouse's fault.
+    if let Some(refused) = ice::LakeError::refusal_in(&e) {
+        return ApiError::from(refused);
+    }
     let text = e.strip_backtrace();
     let text = text
         .trim_start_matches("Error during planning: ")

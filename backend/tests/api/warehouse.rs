@@ -151,3 +151,82 @@ fn s3_destination(endpoint: &str) -> serde_json::Value {
     json!({"name": "lake", "warehouse_uri": "s3://bucket/wh", "s3_endpoint": endpoint, "s3_region": "us-east-1",
            "s3_access_key_id": "AKIDEXAMPLE", "s3_secret_access_key": "secret", "default_namespace": "raw"})
 }
+
+/// Item 8 of the security issue: a table's manifests are the tenant's to
+/// write, so a scan reads only files inside the table's folder. Here the
+/// metadata of `other` (inside its folder, as checked on load) names a copy
+/// of `orders`' manifest list, whose manifests and data files are
+/// `orders'`: the query refuses it (502, the metadata is not read) instead
+/// of answering with `orders'` rows.
+#[sqlx::test(migrations = "../migrations")]
+async fn a_table_whose_manifests_lie_outside_its_folder_is_not_read(pool: PgPool) {
+    use icehouse_api::pipelines::{CompiledMapping, MessageFormat};
+    use icehouse_workers::formats::RowDecoder;
+    use icehouse_workers::iceberg::{self as ice, S3Access, Warehouse};
+    use icehouse_workers::mapping::KafkaMessage;
+
+    let app = spawn(pool).await;
+    let t = token(&app.signup("Acme", "ada@acme.test").await);
+    let (cid, did, pid) = seed(&app, &t).await;
+    let p = app.post("/api/v1/pipelines", &t, pipeline_body("other", &cid, &did, "other")).await;
+    assert_eq!(p.status, StatusCode::CREATED, "{}", p.text);
+    let d = app.get(&format!("/api/v1/destinations/{did}"), &t).await.body;
+    let wh = Warehouse::open(&did, d["warehouse_uri"].as_str().unwrap(), &S3Access::default()).unwrap();
+    let load = |name: &'static str| {
+        let (pool, wh) = (app.pool.clone(), wh.clone());
+        async move {
+            let mut tx = icehouse_backend::db::begin_system(&pool).await.unwrap();
+            let table = ice::load_table(&mut tx, &wh, "raw", name).await.unwrap().unwrap();
+            tx.commit().await.unwrap();
+            table
+        }
+    };
+
+    // One row in `orders`.
+    let orders = load("orders").await;
+    let mapping = app.get(&format!("/api/v1/pipelines/{pid}"), &t).await.body["mapping"].clone();
+    let mapping = CompiledMapping::compile(&serde_json::from_value(mapping).unwrap()).unwrap();
+    let mut rows = RowDecoder::new(MessageFormat::Json, &mapping, orders.arrow_schema().unwrap(), 1024).unwrap();
+    let value = br#"{"id": 7, "placed_at": "2026-12-01T10:00:00Z", "amount": "12.50"}"#.to_vec();
+    rows.push(&KafkaMessage { topic: "orders".into(), value: Some(value), ..Default::default() }).unwrap();
+    let files = ice::write_data_files(&wh, &orders, rows.finish()).await.unwrap();
+    let prepared = ice::prepare_append(&wh, &orders, files, Default::default()).await.unwrap();
+    let mut tx = icehouse_backend::db::begin_system(&app.pool).await.unwrap();
+    ice::swap_pointer(&mut tx, &wh, &prepared).await.unwrap();
+    tx.commit().await.unwrap();
+    let query = |sql: &'static str| app.post("/api/v1/query", &t, json!({"sql": sql}));
+    let r = query("SELECT order_id FROM raw.orders").await;
+    assert_eq!((r.status, &r.body["rows"]), (StatusCode::OK, &json!([[7]])), "{}", r.text);
+
+    // `other`'s planted metadata: `orders`' with `other`'s location, its
+    // manifest list copied into `other`'s folder.
+    let other = load("other").await;
+    let folder = other.metadata.location().to_string();
+    let local = |url: &str| std::path::PathBuf::from(url.strip_prefix("file://").unwrap());
+    let mut planted = serde_json::to_value(&prepared.into_loaded().metadata).unwrap();
+    planted["location"] = json!(folder);
+    planted["metadata-log"] = json!([]);
+    for snapshot in planted["snapshots"].as_array_mut().unwrap() {
+        let list = snapshot["manifest-list"].as_str().unwrap().to_string();
+        let copy = format!("{folder}/metadata/{}", list.rsplit('/').next().unwrap());
+        std::fs::copy(local(&list), local(&copy)).unwrap();
+        snapshot["manifest-list"] = json!(copy);
+    }
+    let planted_at = format!("{folder}/metadata/00001-{}.metadata.json", uuid::Uuid::new_v4());
+    std::fs::write(local(&planted_at), serde_json::to_vec(&planted).unwrap()).unwrap();
+    let mut tx = icehouse_backend::db::begin_system(&app.pool).await.unwrap();
+    sqlx::query("UPDATE iceberg_tables SET metadata_location = $1 WHERE table_name = 'other'")
+        .bind(&planted_at)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+
+    let r = query("SELECT order_id FROM raw.other").await;
+    r.assert_problem(502, None);
+    let orders_folder = orders.metadata.location();
+    let detail = r.body["detail"].as_str().unwrap();
+    assert!(detail.starts_with("the warehouse holds metadata Icehouse does not read: "), "{detail}");
+    assert!(detail.contains(&format!("{orders_folder}/metadata/")), "names the manifest: {detail}");
+    assert!(detail.contains(&format!("is not inside {folder}")), "{detail}");
+}

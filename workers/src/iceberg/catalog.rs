@@ -25,6 +25,7 @@ use sqlx::PgConnection;
 
 use crate::coord::Scope;
 
+use super::confined;
 use super::error::ResultExt;
 use super::{check_name, LakeError, LakeResult, LoadedTable, PreparedCommit, Warehouse};
 
@@ -248,24 +249,10 @@ async fn read_metadata(wh: &Warehouse, metadata_location: &str) -> LakeResult<Ta
     // commit path could not build on (it derives the next file name from it).
     MetadataLocation::from_str(metadata_location)
         .map_err(|_| LakeError::invalid(format!("unexpected metadata file name {metadata_location}")))?;
-    // Ok(Err(size)): too large to read. Only the bytes the store said the
-    // file has are read (a store that answers a small size and then streams
-    // more gets a ranged read), and while they are read and parsed their size
-    // is held from a budget all metadata reads of the process share: reads
-    // of large files wait for each other instead of taking everyone's memory.
-    let read = async {
-        let input = wh.file_io.new_input(metadata_location)?;
-        let size = input.metadata().await?.size;
-        if size > MAX_METADATA_BYTES {
-            return Ok(Err(size));
-        }
-        let permit = METADATA_BUDGET.acquire_many((size >> 20) as u32 + 1).await.expect("the budget is never closed");
-        input.reader().await?.read(0..size).await.map(|bytes| Ok((bytes, permit)))
-    };
+    // The size stays held from the shared budget while the file is parsed.
+    let read = async { confined::read_whole(&wh.file_io.new_input(metadata_location)?).await };
     let (bytes, _permit) = match read.await {
-        // (The file may have grown between the two calls.)
-        Ok(Ok((bytes, permit))) if bytes.len() as u64 <= MAX_METADATA_BYTES => (bytes, permit),
-        Ok(Ok((bytes, _))) => return Err(too_large(metadata_location, bytes.len() as u64)),
+        Ok(Ok(read)) => read,
         Ok(Err(size)) => return Err(too_large(metadata_location, size)),
         Err(e) => {
             return Err(LakeError::read_failed(&wh.file_io, metadata_location, e)
@@ -291,12 +278,8 @@ fn too_large(metadata_location: &str, size: u64) -> LakeError {
     ))
 }
 
-/// MiB of metadata files being read and parsed at once, over the process.
-static METADATA_BUDGET: std::sync::LazyLock<tokio::sync::Semaphore> =
-    std::sync::LazyLock::new(|| tokio::sync::Semaphore::new(2 * (MAX_METADATA_BYTES >> 20) as usize));
-
-/// The most a table's metadata file may hold for Icehouse to read it.
-pub const MAX_METADATA_BYTES: u64 = 512 * 1024 * 1024;
+/// The most a metadata file may have (the cap on every file read whole).
+pub const MAX_METADATA_BYTES: u64 = confined::MAX_WHOLE_READ_BYTES;
 
 /// Every file a metadata file names must lie in the table's location, and
 /// the location must be where the catalog's pointer says the metadata file
@@ -313,9 +296,7 @@ fn check_paths(metadata_location: &str, metadata: &TableMetadata) -> LakeResult<
             "metadata file {metadata_location}: the table location {location} is not the folder the metadata file is in"
         )));
     }
-    let under = |path: &str, folder: &str| {
-        path.strip_prefix(folder).is_some_and(|rest| rest.starts_with('/') && !rest.split('/').any(|s| s == ".."))
-    };
+    let under = confined::is_under;
     let refuse = |what: &str, path: &str, folder: &str| {
         Err(LakeError::invalid_metadata(format!(
             "metadata file {metadata_location}: {what} {path} lies outside {folder}"

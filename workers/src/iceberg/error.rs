@@ -44,7 +44,8 @@ pub enum LakeErrorKind {
     Invalid,
     /// A table's metadata file that is not read: larger than
     /// [`super::MAX_METADATA_BYTES`], compressed, or naming a file outside
-    /// the table's location.
+    /// the table's location; or any file outside the warehouse (or, for a
+    /// scan, the table), or too large to read whole (see `confined`).
     /// What is in a tenant's bucket is the tenant's to write, so it is
     /// checked before anything follows it. Not retryable.
     InvalidMetadata,
@@ -142,13 +143,20 @@ impl LakeError {
         self
     }
 
+    /// The warehouse confinement's refusal anywhere in `err`'s chain, as an
+    /// `invalid_metadata` error: for failures that reach a caller through
+    /// another library (a DataFusion scan wraps iceberg-rust's errors).
+    pub fn refusal_in(err: &(dyn StdError + 'static)) -> Option<Self> {
+        find_refused(err).map(|refused| Self::invalid_metadata(refused.to_string()))
+    }
+
     /// A read of `path` failed with `err`: a missing file (not found), a
     /// store that fails (storage) and content that cannot be parsed (the
     /// library's own kind) look alike from iceberg-rust's local file system,
     /// so unless the object store already said which, the store is asked
     /// whether the file is there.
     pub(crate) async fn read_failed(file_io: &iceberg::io::FileIO, path: &str, err: iceberg::Error) -> Self {
-        if find_opendal(&err).is_some() {
+        if find_opendal(&err).is_some() || find_refused(&err).is_some() {
             return Self::from(err);
         }
         match file_io.exists(path).await {
@@ -188,6 +196,9 @@ impl<T, E: Into<LakeError>> ResultExt<T> for Result<T, E> {
 impl From<iceberg::Error> for LakeError {
     fn from(err: iceberg::Error) -> Self {
         use iceberg::ErrorKind as K;
+        if let Some(refused) = find_refused(&err) {
+            return Self::invalid_metadata(refused.to_string()).with_upstream(err);
+        }
         if let Some(od) = find_opendal(&err) {
             let (kind, retryable) = opendal_kind(od);
             return Self::new(kind, retryable || err.retryable(), opendal_reason(od, &err)).with_upstream(err);
@@ -279,6 +290,11 @@ fn is_connection_loss(kind: std::io::ErrorKind) -> bool {
 
 fn chain<'a>(err: &'a (dyn StdError + 'static)) -> impl Iterator<Item = &'a (dyn StdError + 'static)> {
     std::iter::successors(Some(err), |&e: &&'a (dyn StdError + 'static)| e.source())
+}
+
+/// A path or file the warehouse's confinement refused, anywhere in the chain.
+fn find_refused<'a>(err: &'a (dyn StdError + 'static)) -> Option<&'a super::confined::Refused> {
+    chain(err).find_map(|e| e.downcast_ref())
 }
 
 fn find_opendal(err: &iceberg::Error) -> Option<&opendal::Error> {

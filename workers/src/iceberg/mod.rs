@@ -37,6 +37,7 @@
 
 mod catalog;
 mod commit;
+mod confined;
 mod error;
 mod pipeline_tables;
 mod schema_update;
@@ -46,7 +47,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use arrow::datatypes::SchemaRef as ArrowSchemaRef;
-use iceberg::io::{FileIO, FileIOBuilder};
+use iceberg::io::{FileIO, FileIOBuilder, LocalFsStorageFactory, StorageFactory};
 use iceberg::spec::TableMetadata;
 use iceberg_storage_opendal::OpenDalStorageFactory;
 use icehouse_api::destinations::WarehouseUri;
@@ -65,6 +66,7 @@ pub use pipeline_tables::{create_pipeline_tables, dead_letter_table_name};
 pub use schema_update::add_columns;
 pub use write::write_data_files;
 
+use confined::ConfinedFactory;
 use error::ResultExt;
 
 /// Where a destination's tables live: a folder on local disk (`file://`) or
@@ -78,8 +80,11 @@ pub struct Warehouse {
     pub catalog_name: String,
     /// `file:///abs/root` or `s3://bucket/prefix`, without a trailing slash.
     root_url: String,
-    /// Holds the S3 secret in its properties: never print it.
+    /// Every file I/O of the warehouse, confined to `root_url` (see
+    /// [`confined`]). Holds the S3 secret in its properties: never print it.
     pub file_io: FileIO,
+    /// What `file_io` is confined over: local disk or S3.
+    storage: Arc<dyn StorageFactory>,
 }
 
 // By hand: `FileIO`'s own Debug prints its properties, the S3 secret among them.
@@ -193,11 +198,8 @@ impl Warehouse {
             return Err(LakeError::invalid(format!("warehouse root must not contain '?', '#' or '%': {root_str}")));
         }
         std::fs::create_dir_all(root).with_context(|| format!("creating warehouse root {}", root.display()))?;
-        Ok(Self {
-            catalog_name: catalog_name.to_string(),
-            root_url: format!("file://{}", root_str.trim_end_matches('/')),
-            file_io: FileIO::new_with_fs(),
-        })
+        let root_url = format!("file://{}", root_str.trim_end_matches('/'));
+        Ok(Self::confined(catalog_name, root_url, Arc::new(LocalFsStorageFactory), Vec::new()))
     }
 
     /// A warehouse under `s3://bucket/prefix` (an empty prefix is the bucket's
@@ -217,10 +219,34 @@ impl Warehouse {
                 "invalid S3 warehouse {uri}: the prefix must be plain path segments"
             )));
         }
-        let file_io = FileIOBuilder::new(Arc::new(OpenDalStorageFactory::S3 { customized_credential_load: None }))
-            .with_props(access.file_io_props()?)
-            .build();
-        Ok(Self { catalog_name: catalog_name.to_string(), root_url: uri, file_io })
+        let storage = Arc::new(OpenDalStorageFactory::S3 { customized_credential_load: None });
+        Ok(Self::confined(catalog_name, uri, storage, access.file_io_props()?))
+    }
+
+    fn confined(
+        catalog_name: &str,
+        root_url: String,
+        storage: Arc<dyn StorageFactory>,
+        props: Vec<(&'static str, String)>,
+    ) -> Self {
+        let file_io =
+            FileIOBuilder::new(Arc::new(ConfinedFactory::new(&root_url, storage.clone()))).with_props(props).build();
+        Self { catalog_name: catalog_name.to_string(), root_url, file_io, storage }
+    }
+
+    /// A FileIO for reading one table (a scan): what its metadata names must
+    /// lie under the table's `location`, itself inside the warehouse.
+    pub fn file_io_within(&self, location: &str) -> LakeResult<FileIO> {
+        let location = location.trim_end_matches('/');
+        if !confined::is_under(location, &self.root_url) {
+            return Err(LakeError::invalid_metadata(format!(
+                "the table location {location} is not inside the warehouse {}",
+                self.root_url
+            )));
+        }
+        Ok(FileIOBuilder::new(Arc::new(ConfinedFactory::new(location, self.storage.clone())))
+            .with_props(self.file_io.config().props())
+            .build())
     }
 
     /// The warehouse a destination's `warehouse_uri` names: `file:///abs/path`
