@@ -6,7 +6,7 @@ use icehouse_api::query::{QueryColumn, QueryRequest, QueryResult, DEFAULT_QUERY_
 use icehouse_api::{Problem, Role};
 
 use crate::auth::RequestContext;
-use crate::error::{ApiError, ApiResult};
+use crate::error::ApiResult;
 use crate::extract::ApiJson;
 use crate::query;
 use crate::state::AppState;
@@ -32,13 +32,12 @@ pub async fn run(
 ) -> ApiResult<Json<QueryResult>> {
     ctx.require(Role::Viewer)?;
     let max_rows = req.max_rows.unwrap_or(DEFAULT_QUERY_ROWS) as usize;
-    let out = query::run(&state, ctx.tenant_id, &req.sql, max_rows).await?;
+    let (out, rows) = query::run_json(&state, ctx.tenant_id, &req.sql, max_rows).await?;
     let columns = out
         .schema
         .fields()
         .iter()
         .map(|f| QueryColumn { name: f.name().clone(), data_type: f.data_type().to_string() })
         .collect();
-    let rows = query::json_rows(&out.batches).map_err(ApiError::internal)?;
     Ok(Json(QueryResult { columns, rows, truncated: out.truncated, elapsed_ms: out.elapsed.as_millis() as u64 }))
 }

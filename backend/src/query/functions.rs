@@ -1,14 +1,17 @@
-//! String functions whose output size is an argument (`repeat`, `lpad`,
-//! `rpad`) build that output in one allocation, which the memory pool never
-//! sees: `repeat('x', 1e9)` takes a gigabyte before any limit is checked.
-//! Each is registered here wrapped in a check of what one call would make
-//! (the sum over its batch: the output is allocated for all rows at once),
-//! refused (as running out of memory) past the query's budget. The check
-//! also runs when the planner folds a constant call.
+//! Functions whose output size is an argument or a multiple of their input
+//! (`repeat`, `lpad`, `rpad`, `replace`, `array_repeat`) build that output
+//! in one allocation, which the memory pool never sees: `repeat('x', 1e9)`
+//! takes a gigabyte before any limit is checked. Each is registered here
+//! wrapped in a check of the most one call could make (the sum over its
+//! batch: the output is allocated for all rows at once), refused (as
+//! running out of memory) past the query's budget. The check also runs when
+//! the planner folds a constant call.
 //!
-//! Not covered: a large constant (folded, or typed) that a projection
-//! copies into every row of a batch, and other functions that multiply
-//! their input (`replace`, `array_repeat`).
+//! Not covered: `regexp_replace` (how often a pattern matches is not known
+//! before it runs, and a bound from the text's length alone would refuse
+//! ordinary calls on long text), and kernels that run long in one call: the
+//! query's answer comes at its timeout, but the kernel holds its thread (and
+//! the tenant's slot) until it returns.
 
 use std::any::Any;
 use std::sync::Arc;
@@ -22,11 +25,18 @@ use datafusion::logical_expr::{
 };
 use datafusion::prelude::SessionContext;
 
-/// Registers the size-checked `repeat`, `lpad` and `rpad` in `ctx`,
-/// refusing any value over `max_bytes`.
+/// Registers the size-checked functions in `ctx` in place of DataFusion's
+/// own, refusing any call that could make more than `max_bytes`.
 pub fn register(ctx: &SessionContext, max_bytes: usize) {
     use datafusion::functions::{string, unicode};
-    let sized = [(string::repeat(), Output::Repeat), (unicode::lpad(), Output::Pad), (unicode::rpad(), Output::Pad)];
+    use datafusion::functions_nested::repeat::array_repeat_udf;
+    let sized = [
+        (string::repeat(), Output::Repeat),
+        (unicode::lpad(), Output::Pad),
+        (unicode::rpad(), Output::Pad),
+        (string::replace(), Output::Replace),
+        (array_repeat_udf(), Output::ArrayRepeat),
+    ];
     for (inner, output) in sized {
         ctx.register_udf(ScalarUDF::new_from_impl(SizeChecked { inner, output, max_bytes }));
     }
@@ -39,6 +49,11 @@ enum Output {
     Repeat,
     /// `lpad(text, n [, fill])`: n characters, at most 4 bytes each.
     Pad,
+    /// `replace(text, from, to)`: the text, plus `to` for every place `from`
+    /// can start (every character boundary when it is empty).
+    Replace,
+    /// `array_repeat(element, n)`: n times the element's bytes.
+    ArrayRepeat,
 }
 
 #[derive(Debug, PartialEq, Eq, Hash)]
@@ -50,23 +65,36 @@ struct SizeChecked {
 
 impl SizeChecked {
     fn check(&self, args: &ScalarFunctionArgs) -> Result<()> {
-        let count = ints(&args.args[1])?;
-        let size = |i: usize, text: &Ints| match self.output {
-            Output::Repeat => text.at(i).saturating_mul(count.at(i)),
-            Output::Pad => count.at(i).saturating_mul(4),
+        let args = &args.args;
+        // Each argument that matters, as one 64-bit integer per row.
+        let inputs = match self.output {
+            Output::Repeat => vec![byte_lengths(&args[0])?, ints(&args[1])?],
+            Output::Pad => vec![ints(&args[1])?],
+            Output::Replace => vec![byte_lengths(&args[0])?, byte_lengths(&args[1])?, byte_lengths(&args[2])?],
+            Output::ArrayRepeat => vec![value_sizes(&args[0])?, ints(&args[1])?],
         };
-        let text = match self.output {
-            Output::Repeat => byte_lengths(&args.args[0])?,
-            Output::Pad => Ints::Scalar(0),
+        let size = |i: usize| {
+            let at = |a: usize| inputs[a].at(i);
+            match self.output {
+                Output::Repeat | Output::ArrayRepeat => at(0).saturating_mul(at(1)),
+                Output::Pad => at(0).saturating_mul(4),
+                Output::Replace => {
+                    // Where `from` could start, and what each replacement adds.
+                    let (text, from, to) = (at(0), at(1), at(2));
+                    let (places, growth) =
+                        if from == 0 { (text.saturating_add(1), to) } else { (text / from, (to - from).max(0)) };
+                    text.saturating_add(places.saturating_mul(growth))
+                }
+            }
         };
-        let total = match rows(&[&text, &count]) {
+        let total = match inputs.iter().find_map(Ints::rows) {
             // Every argument a constant: one value, made once.
-            None => size(0, &text),
-            Some(n) => (0..n).fold(0i64, |sum, i| sum.saturating_add(size(i, &text))),
+            None => size(0),
+            Some(n) => (0..n).fold(0i64, |sum, i| sum.saturating_add(size(i))),
         };
         match total {
             bytes if bytes > self.max_bytes as i64 => Err(DataFusionError::ResourcesExhausted(format!(
-                "{} would make {bytes} bytes of text, more than the {} MiB a query may use",
+                "{} would make {bytes} bytes, more than the {} MiB a query may use",
                 self.inner.name(),
                 self.max_bytes >> 20
             ))),
@@ -105,7 +133,8 @@ impl ScalarUDFImpl for SizeChecked {
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        if args.args.len() >= 2 {
+        let wanted = if self.output == Output::Replace { 3 } else { 2 };
+        if args.args.len() >= wanted {
             self.check(&args)?;
         }
         self.inner.invoke_with_args(args)
@@ -120,17 +149,20 @@ enum Ints {
 }
 
 impl Ints {
+    /// The number of rows of the batch, if this is not a constant.
+    fn rows(&self) -> Option<usize> {
+        match self {
+            Ints::Scalar(_) => None,
+            Ints::Array(a) => Some(a.len()),
+        }
+    }
+
     fn at(&self, row: usize) -> i64 {
         match self {
             Ints::Scalar(v) => *v,
             Ints::Array(a) => if a.is_null(row) { 0 } else { a.value(row) }.max(0),
         }
     }
-}
-
-/// The number of rows of the batch, if any argument is not a constant.
-fn rows(args: &[&Ints]) -> Option<usize> {
-    args.iter().find_map(|a| if let Ints::Array(a) = a { Some(a.len()) } else { None })
 }
 
 fn ints(value: &ColumnarValue) -> Result<Ints> {
@@ -153,6 +185,19 @@ fn byte_lengths(value: &ColumnarValue) -> Result<Ints> {
         }),
         ColumnarValue::Array(a) => {
             Ints::Array(cast(&length(a.as_ref())?, &DataType::Int64)?.as_primitive::<Int64Type>().clone())
+        }
+    })
+}
+
+/// The bytes each value takes in memory (its slice of the buffers), for
+/// values of any type: what a copy of it costs.
+fn value_sizes(value: &ColumnarValue) -> Result<Ints> {
+    Ok(match value {
+        ColumnarValue::Scalar(s) => Ints::Scalar(s.to_array()?.to_data().get_slice_memory_size()? as i64),
+        ColumnarValue::Array(a) => {
+            let data = a.to_data();
+            let sizes = (0..a.len()).map(|i| data.slice(i, 1).get_slice_memory_size().map(|n| n as i64));
+            Ints::Array(sizes.collect::<std::result::Result<Int64Array, _>>()?)
         }
     })
 }
@@ -180,6 +225,9 @@ mod tests {
         assert_eq!(run("SELECT rpad('7', 3, '-')").await.unwrap(), ["7--"]);
         let rows = run("SELECT repeat(s, n) FROM (VALUES ('x', 2), ('yz', -1), (NULL, 5)) t(s, n)").await.unwrap();
         assert_eq!(rows, ["xx", "", ""]);
+        assert_eq!(run("SELECT replace('a-b-c', '-', '+')").await.unwrap(), ["a+b+c"]);
+        assert_eq!(run("SELECT replace('ab', '', '.')").await.unwrap(), [".a.b."]);
+        assert_eq!(run("SELECT array_length(array_repeat(1, 100))").await.unwrap(), ["100"]);
     }
 
     #[tokio::test]
@@ -192,11 +240,17 @@ mod tests {
             ("SELECT repeat(s, n) FROM (VALUES ('x', 10), ('abcd', 300)) t(s, n)", 1210),
             // Each row within the budget, the batch not: 3 × 400.
             ("SELECT repeat(s, 400) FROM (VALUES ('a'), ('b'), ('c')) t(s)", 1200),
+            // Each of the 80 bytes could start a `-`, made 30 bytes longer: 80 + 80 × 30.
+            ("SELECT replace(repeat('a-', 40), '-', repeat('+', 31))", 2480),
+            // An empty `from`: 11 places, 100 bytes each, plus the 10.
+            ("SELECT replace('abcdefghij', '', repeat('.', 100))", 1110),
+            // 200 copies of an 8-byte integer.
+            ("SELECT array_repeat(CAST(1 AS BIGINT), 200)", 1600),
         ] {
             let err = run(sql).await.unwrap_err();
             let text = err.to_string();
             assert!(matches!(err.find_root(), DataFusionError::ResourcesExhausted(_)), "{sql}: {text}");
-            assert!(text.contains(&format!("would make {bytes} bytes of text")), "{sql}: {text}");
+            assert!(text.contains(&format!("would make {bytes} bytes,")), "{sql}: {text}");
         }
     }
 }

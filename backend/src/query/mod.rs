@@ -54,6 +54,30 @@ pub struct QueryOutput {
 /// shares the cores with the API instead of taking its worker threads. A
 /// query whose caller goes away (or that runs out of time) is aborted.
 pub async fn run(state: &AppState, tenant: TenantId, sql: &str, max_rows: usize) -> ApiResult<QueryOutput> {
+    run_then(state, tenant, sql, max_rows, |_, _, _| Ok(())).await.map(|(out, ())| out)
+}
+
+/// [`run`], and the rows as JSON (see [`json_rows`]), made on the query
+/// runtime too, within a budget as large as the result's and within the
+/// query's time.
+pub async fn run_json(
+    state: &AppState,
+    tenant: TenantId,
+    sql: &str,
+    max_rows: usize,
+) -> ApiResult<(QueryOutput, Vec<Vec<serde_json::Value>>)> {
+    run_then(state, tenant, sql, max_rows, |out, budget, deadline| json_rows(&out.batches, budget, deadline)).await
+}
+
+/// Runs the query, then `then` on its output, the result budget and the
+/// deadline, both on the query runtime.
+async fn run_then<T: Send + 'static>(
+    state: &AppState,
+    tenant: TenantId,
+    sql: &str,
+    max_rows: usize,
+    then: impl FnOnce(&QueryOutput, usize, Instant) -> ApiResult<T> + Send + 'static,
+) -> ApiResult<(QueryOutput, T)> {
     let started = Instant::now();
     let timeout = Duration::from_millis(state.config.query.timeout_ms);
     let too_long =
@@ -75,17 +99,19 @@ pub async fn run(state: &AppState, tenant: TenantId, sql: &str, max_rows: usize)
     // ended, not when its caller gave up on it.
     let task = QUERY_RUNTIME.spawn(async move {
         let _slot = slot;
-        execute(df, max_rows, result_limit).await
+        let out = execute(df, max_rows, result_limit).await?;
+        let made = then(&out, result_limit, started + timeout)?;
+        ApiResult::Ok((out, made))
     });
     let _abort = AbortOnDrop(task.abort_handle());
     let left = timeout.saturating_sub(started.elapsed());
-    let mut out = match tokio::time::timeout(left, task).await {
+    let (mut out, made) = match tokio::time::timeout(left, task).await {
         Err(_) => return Err(too_long()),
         Ok(Err(join)) => return Err(ApiError::internal(anyhow::anyhow!("the query task failed: {join}"))),
-        Ok(Ok(out)) => out?,
+        Ok(Ok(done)) => done?,
     };
     out.elapsed = started.elapsed();
-    Ok(out)
+    Ok((out, made))
 }
 
 /// Runs the plan and collects its rows. What is collected has a budget of
@@ -182,7 +208,10 @@ fn session(state: &AppState) -> ApiResult<SessionContext> {
         .with_memory_limit(state.config.query.memory_limit_mb * 1024 * 1024, 1.0)
         .build_arc()
         .map_err(ApiError::internal)?;
-    let config = SessionConfig::new().with_target_partitions(2).with_information_schema(false);
+    // Batches of 1,024 rows (as the Iceberg scan reads them): a constant
+    // that a projection copies into every row of a batch (a 100 KB literal,
+    // which the pool does not see) makes at most 1,024 copies at a time.
+    let config = SessionConfig::new().with_target_partitions(2).with_information_schema(false).with_batch_size(1024);
     let ctx = SessionContext::new_with_config_rt(config, runtime);
     functions::register(&ctx, state.config.query.memory_limit_mb * 1024 * 1024);
     Ok(ctx)
@@ -311,14 +340,26 @@ fn sql_error(e: datafusion::error::DataFusionError) -> ApiError {
 /// One value as JSON: numbers as numbers (64-bit integers beyond ±2^53 and
 /// non-finite floats as strings, so JavaScript loses nothing), text as text,
 /// everything else in Arrow's display form (ISO-8601 timestamps, decimals).
-pub fn json_rows(batches: &[RecordBatch]) -> anyhow::Result<Vec<Vec<serde_json::Value>>> {
+/// The display form of a list or of binary can be several times the Arrow
+/// size, so what is made is counted (each value's text, and the value
+/// itself) and refused past `budget` bytes. This is plain code that no
+/// abort interrupts, so it watches the `deadline` itself.
+pub fn json_rows(batches: &[RecordBatch], budget: usize, deadline: Instant) -> ApiResult<Vec<Vec<serde_json::Value>>> {
     use serde_json::Value;
     let options = FormatOptions::default().with_null("");
     let mut rows = Vec::new();
+    let mut made = 0usize;
+    let too_big = || {
+        ApiError::field("sql", format!("the result as JSON needs more than the {} MiB a query may use", budget >> 20))
+    };
+    let too_long = || ApiError::field("sql", "writing the result out ran past the query's time limit");
     for batch in batches {
         let columns: Vec<ArrayRef> = batch.columns().to_vec();
-        let formatters =
-            columns.iter().map(|c| ArrayFormatter::try_new(c.as_ref(), &options)).collect::<Result<Vec<_>, _>>()?;
+        let formatters = columns
+            .iter()
+            .map(|c| ArrayFormatter::try_new(c.as_ref(), &options))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(ApiError::internal)?;
         for i in 0..batch.num_rows() {
             let mut row = Vec::with_capacity(columns.len());
             for (col, fmt) in columns.iter().zip(&formatters) {
@@ -333,7 +374,9 @@ pub fn json_rows(batches: &[RecordBatch]) -> anyhow::Result<Vec<Vec<serde_json::
                     | DataType::Int32
                     | DataType::UInt8
                     | DataType::UInt16
-                    | DataType::UInt32 => Value::from(fmt.value(i).to_string().parse::<i64>()?),
+                    | DataType::UInt32 => {
+                        Value::from(fmt.value(i).to_string().parse::<i64>().map_err(ApiError::internal)?)
+                    }
                     DataType::Int64 | DataType::UInt64 => {
                         let text = fmt.value(i).to_string();
                         match text.parse::<i64>() {
@@ -343,9 +386,25 @@ pub fn json_rows(batches: &[RecordBatch]) -> anyhow::Result<Vec<Vec<serde_json::
                     }
                     DataType::Float32 => float(f64::from(col.as_primitive::<Float32Type>().value(i))),
                     DataType::Float64 => float(col.as_primitive::<Float64Type>().value(i)),
-                    _ => Value::String(fmt.value(i).to_string()),
+                    // Written within what is left, so that one huge list
+                    // stops where the budget ends instead of being made whole.
+                    _ => {
+                        let mut text =
+                            Budgeted { text: String::new(), left: budget.saturating_sub(made), deadline, writes: 0 };
+                        if std::fmt::Write::write_fmt(&mut text, format_args!("{}", fmt.value(i))).is_err() {
+                            return Err(if text.left == 0 { too_big() } else { too_long() });
+                        }
+                        Value::String(text.text)
+                    }
                 };
+                made += std::mem::size_of::<Value>() + if let Value::String(text) = &value { text.len() } else { 0 };
                 row.push(value);
+            }
+            if made > budget {
+                return Err(too_big());
+            }
+            if Instant::now() > deadline {
+                return Err(too_long());
             }
             rows.push(row);
         }
@@ -353,6 +412,67 @@ pub fn json_rows(batches: &[RecordBatch]) -> anyhow::Result<Vec<Vec<serde_json::
     Ok(rows)
 }
 
+/// Text that refuses to grow past `left` bytes (then `left` is 0), or to be
+/// written past the deadline (looked at every 4096 writes).
+struct Budgeted {
+    text: String,
+    left: usize,
+    deadline: Instant,
+    writes: u32,
+}
+
+impl std::fmt::Write for Budgeted {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        let Some(left) = self.left.checked_sub(s.len()) else {
+            self.left = 0;
+            return Err(std::fmt::Error);
+        };
+        self.writes = self.writes.wrapping_add(1);
+        if self.writes & 4095 == 0 && Instant::now() > self.deadline {
+            return Err(std::fmt::Error);
+        }
+        self.left = left;
+        self.text.push_str(s);
+        Ok(())
+    }
+}
+
 fn float(x: f64) -> serde_json::Value {
     serde_json::Number::from_f64(x).map_or_else(|| serde_json::Value::String(x.to_string()), serde_json::Value::Number)
+}
+
+#[cfg(test)]
+mod tests {
+    use datafusion::arrow::array::{ListArray, StringArray};
+    use datafusion::arrow::datatypes::Int32Type;
+
+    use super::*;
+
+    fn batch(column: ArrayRef) -> RecordBatch {
+        RecordBatch::try_from_iter([("c", column)]).unwrap()
+    }
+
+    fn message(err: ApiError) -> String {
+        match err {
+            ApiError::Validation(errors) => errors[0].message.clone(),
+            other => panic!("not a field error: {other}"),
+        }
+    }
+
+    #[test]
+    fn rows_are_written_out_within_their_budget_and_time() {
+        let later = Instant::now() + Duration::from_secs(60);
+        let text = batch(Arc::new(StringArray::from(vec!["a"; 10])));
+        let rows = json_rows(std::slice::from_ref(&text), 10_000, later).unwrap();
+        assert_eq!(rows, vec![vec![serde_json::json!("a")]; 10]);
+
+        // One list of 100,000 numbers, written out as text: stopped at the budget.
+        let list = ListArray::from_iter_primitive::<Int32Type, _, _>([Some((0..100_000).map(Some))]);
+        let err = message(json_rows(&[batch(Arc::new(list))], 100_000, later).unwrap_err());
+        assert!(err.starts_with("the result as JSON needs more than"), "{err}");
+
+        // Past the deadline, nothing more is written.
+        let err = message(json_rows(&[text], 10_000, Instant::now()).unwrap_err());
+        assert_eq!(err, "writing the result out ran past the query's time limit");
+    }
 }
