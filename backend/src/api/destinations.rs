@@ -109,7 +109,8 @@ pub async fn update(
     ctx.require(Role::Editor)?;
     // A new endpoint's name is looked up before the row is locked: a slow
     // name server holds no transaction. One kept as it is was checked when
-    // it was saved, and a worker looks it up again before it writes there.
+    // it was saved; a worker looks it up again before it writes there, and
+    // the API's own reads and writes check IP literals only.
     endpoint_allowed(&state, req.s3_endpoint.as_deref()).await?;
     let mut tx = db::begin_tenant(&state.pool, ctx.tenant_id).await?;
     let old =

@@ -96,20 +96,42 @@ pub async fn create(
     // table is refused before any file is written.
     db::pipelines::insert(&mut tx, ctx.tenant_id, &row).await?;
     tx.rollback().await?;
-    // The table and its dead-letter table exist from the start, so readers and
-    // the tables page see them before the first message arrives. They are
-    // made before the pipeline's row, with no transaction open while the
-    // warehouse is written (a silent bucket holds no connection); a pipeline
-    // whose insert then fails leaves them empty, for the next try to reuse.
-    if let Some(warehouse) = super::tables::warehouse(&destination, &state.secrets, &state.egress) {
-        let (table, _) = ice::create_pipeline_tables(
-            Scope::tenant(&state.pool, ctx.tenant_id),
-            &warehouse,
-            &row.namespace,
-            &row.table_name,
-            &mapping,
-            &row.partition_by,
-        )
+    let warehouse = super::tables::warehouse(&destination, &state.secrets, &state.egress);
+    // Run to the end even if the caller goes away: tables made for a
+    // pipeline whose row is then not written are dropped again.
+    let task = tokio::spawn(async move { insert_with_tables(&state, &ctx, &row, &mapping, warehouse).await });
+    let pipeline =
+        task.await.map_err(|e| ApiError::internal(anyhow::anyhow!("creating the pipeline failed: {e}")))??;
+    Ok((StatusCode::CREATED, Json(pipeline)))
+}
+
+/// The pipeline's table and dead-letter table exist from the start, so
+/// readers and the tables page see them before the first message arrives.
+/// They are made before the pipeline's row, with no transaction open while
+/// the warehouse is written (a silent bucket holds no connection). A table
+/// that is already there (left by a deleted pipeline) must fit the mapping
+/// before anything is made; tables this call made are dropped again if the
+/// row cannot be written.
+async fn insert_with_tables(
+    state: &AppState,
+    ctx: &RequestContext,
+    row: &PipelineRow,
+    mapping: &CompiledMapping,
+    warehouse: Option<ice::Warehouse>,
+) -> ApiResult<Pipeline> {
+    let Some(warehouse) = warehouse else { return insert(state, ctx, row).await };
+    let scope = Scope::tenant(&state.pool, ctx.tenant_id);
+    let (namespace, name) = (row.namespace.as_str(), row.table_name.as_str());
+    let dead_name = ice::dead_letter_table_name(name);
+    let mut tx = db::begin_tenant(&state.pool, ctx.tenant_id).await?;
+    let existing = ice::table_pointer(&mut tx, &warehouse, namespace, name).await?;
+    let dead_existed = ice::table_pointer(&mut tx, &warehouse, namespace, &dead_name).await?.is_some();
+    tx.commit().await?;
+    if let Some(location) = existing.clone() {
+        let table = ice::load_at(&warehouse, namespace, name, location).await?;
+        check_fits(&table, mapping, Some(&row.partition_by))?;
+    }
+    let (table, dead) = ice::create_pipeline_tables(scope, &warehouse, namespace, name, mapping, &row.partition_by)
         .await
         .map_err(|e| match e.kind() {
             LakeErrorKind::Invalid | LakeErrorKind::InvalidMetadata | LakeErrorKind::NotFound => {
@@ -121,16 +143,33 @@ pub async fn create(
             }
             LakeErrorKind::Storage => ApiError::from(e),
         })?;
-        // A table that already exists (left by a deleted pipeline) is reused as it is.
-        check_fits(&table, &mapping, Some(&row.partition_by))?;
+    // (A creator that won a race made the table: it must fit too.)
+    let inserted = match check_fits(&table, mapping, Some(&row.partition_by)) {
+        Ok(()) => insert(state, ctx, row).await,
+        Err(e) => Err(e),
+    };
+    if inserted.is_err() {
+        let made = [(existing.is_none(), &table), (!dead_existed, &dead)];
+        for (_, made) in made.iter().filter(|(new, t)| *new && t.metadata.snapshots().next().is_none()) {
+            let dropped =
+                ice::drop_untouched(scope, &warehouse, &made.namespace, &made.name, &made.metadata_location).await;
+            if let Err(e) = dropped {
+                tracing::warn!(table = %made.ident(), error = %e, "could not drop a table made for a pipeline that was not");
+            }
+        }
     }
+    inserted
+}
+
+/// The pipeline's row, its lease and the audit entry.
+async fn insert(state: &AppState, ctx: &RequestContext, row: &PipelineRow) -> ApiResult<Pipeline> {
     let mut tx = db::begin_tenant(&state.pool, ctx.tenant_id).await?;
-    let pipeline = db::pipelines::insert(&mut tx, ctx.tenant_id, &row).await?.to_api()?;
+    let pipeline = db::pipelines::insert(&mut tx, ctx.tenant_id, row).await?.to_api()?;
     db::pipelines::insert_lease(&mut tx, ctx.tenant_id, pipeline.id, pipeline.desired_state == DesiredState::Paused)
         .await?;
-    db::audit::record(&mut tx, &ctx, "pipeline.create", "pipeline", pipeline.id, None::<&()>, Some(&pipeline)).await?;
+    db::audit::record(&mut tx, ctx, "pipeline.create", "pipeline", pipeline.id, None::<&()>, Some(&pipeline)).await?;
     tx.commit().await?;
-    Ok((StatusCode::CREATED, Json(pipeline)))
+    Ok(pipeline)
 }
 
 #[utoipa::path(

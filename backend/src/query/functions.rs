@@ -4,8 +4,10 @@
 //! takes a gigabyte before any limit is checked. Each is registered here
 //! wrapped in a check of the most one call could make (the sum over its
 //! batch: the output is allocated for all rows at once), refused (as
-//! running out of memory) past the query's budget. The check also runs when
-//! the planner folds a constant call.
+//! running out of memory) past the query's budget. A call on constants
+//! alone (the planner folds those) may make a 1,024th of the budget, since
+//! a projection copies a constant into every row of a batch of 1,024, which
+//! the pool does not see either.
 //!
 //! Not covered: `regexp_replace` (how often a pattern matches is not known
 //! before it runs, and a bound from the text's length alone would refuse
@@ -24,6 +26,9 @@ use datafusion::logical_expr::{
     ColumnarValue, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature,
 };
 use datafusion::prelude::SessionContext;
+
+/// The rows of a batch (`execution.batch_size` of the query sessions).
+pub const BATCH_ROWS: usize = 1024;
 
 /// Registers the size-checked functions in `ctx` in place of DataFusion's
 /// own, refusing any call that could make more than `max_bytes`.
@@ -87,15 +92,17 @@ impl SizeChecked {
                 }
             }
         };
-        let total = match inputs.iter().find_map(Ints::rows) {
-            // Every argument a constant: one value, made once.
-            None => size(0),
-            Some(n) => (0..n).fold(0i64, |sum, i| sum.saturating_add(size(i))),
+        let (total, limit, what) = match inputs.iter().find_map(Ints::rows) {
+            // Every argument a constant: one value, made once, but a
+            // projection may copy it into every row of a batch.
+            None => (size(0), self.max_bytes / BATCH_ROWS, "as a constant"),
+            Some(n) => ((0..n).fold(0i64, |sum, i| sum.saturating_add(size(i))), self.max_bytes, "for a batch"),
         };
         match total {
-            bytes if bytes > self.max_bytes as i64 => Err(DataFusionError::ResourcesExhausted(format!(
-                "{} would make {bytes} bytes, more than the {} MiB a query may use",
+            bytes if bytes > limit as i64 => Err(DataFusionError::ResourcesExhausted(format!(
+                "{} would make {bytes} bytes {what}, more than the {} KiB it may (the query may use {} MiB)",
                 self.inner.name(),
+                limit >> 10,
                 self.max_bytes >> 20
             ))),
             _ => Ok(()),
@@ -189,16 +196,32 @@ fn byte_lengths(value: &ColumnarValue) -> Result<Ints> {
     })
 }
 
-/// The bytes each value takes in memory (its slice of the buffers), for
-/// values of any type: what a copy of it costs.
+/// What one copy of each value costs `array_repeat`: the value's slice of
+/// the buffers (a list's own elements, not its whole child array), plus the
+/// 8-byte take index and offset every copy needs, and 8 bytes per element
+/// of a list (the inner take indices). A null or a bit still costs those.
 fn value_sizes(value: &ColumnarValue) -> Result<Ints> {
+    let array = match value {
+        ColumnarValue::Scalar(s) => s.to_array()?,
+        ColumnarValue::Array(a) => a.clone(),
+    };
+    let size = |i: usize| -> Result<i64> {
+        let (own, elements) = match array.data_type() {
+            DataType::List(_) => {
+                let list = array.as_list::<i32>();
+                (list.value(i).to_data().get_slice_memory_size()?, list.value_length(i).max(0) as usize)
+            }
+            DataType::LargeList(_) => {
+                let list = array.as_list::<i64>();
+                (list.value(i).to_data().get_slice_memory_size()?, list.value_length(i).max(0) as usize)
+            }
+            _ => (array.to_data().slice(i, 1).get_slice_memory_size()?, 0),
+        };
+        Ok((own + 16 + 8 * elements) as i64)
+    };
     Ok(match value {
-        ColumnarValue::Scalar(s) => Ints::Scalar(s.to_array()?.to_data().get_slice_memory_size()? as i64),
-        ColumnarValue::Array(a) => {
-            let data = a.to_data();
-            let sizes = (0..a.len()).map(|i| data.slice(i, 1).get_slice_memory_size().map(|n| n as i64));
-            Ints::Array(sizes.collect::<std::result::Result<Int64Array, _>>()?)
-        }
+        ColumnarValue::Scalar(_) => Ints::Scalar(size(0)?),
+        ColumnarValue::Array(_) => Ints::Array((0..array.len()).map(size).collect::<Result<Int64Array>>()?),
     })
 }
 
@@ -208,7 +231,8 @@ mod tests {
 
     async fn run(sql: &str) -> Result<Vec<String>> {
         let ctx = SessionContext::new();
-        register(&ctx, 1000);
+        // 1,000 bytes for a constant call, 1,024 times that for a batch.
+        register(&ctx, 1000 * BATCH_ROWS);
         let batches = ctx.sql(sql).await?.collect().await?;
         let mut out = Vec::new();
         for batch in batches {
@@ -227,7 +251,8 @@ mod tests {
         assert_eq!(rows, ["xx", "", ""]);
         assert_eq!(run("SELECT replace('a-b-c', '-', '+')").await.unwrap(), ["a+b+c"]);
         assert_eq!(run("SELECT replace('ab', '', '.')").await.unwrap(), [".a.b."]);
-        assert_eq!(run("SELECT array_length(array_repeat(1, 100))").await.unwrap(), ["100"]);
+        assert_eq!(run("SELECT array_length(array_repeat(1, 10))").await.unwrap(), ["10"]);
+        assert_eq!(run("SELECT array_length(array_repeat(make_array(1, 2, 3), 10))").await.unwrap(), ["10"]);
     }
 
     #[tokio::test]
@@ -236,21 +261,25 @@ mod tests {
             ("SELECT repeat('x', 1000000000)", 1_000_000_000),
             ("SELECT lpad('x', 251)", 1004),
             ("SELECT rpad('x', 251, 'é')", 1004),
-            // The rows of a batch together: 10 + 1200.
-            ("SELECT repeat(s, n) FROM (VALUES ('x', 10), ('abcd', 300)) t(s, n)", 1210),
-            // Each row within the budget, the batch not: 3 × 400.
-            ("SELECT repeat(s, 400) FROM (VALUES ('a'), ('b'), ('c')) t(s)", 1200),
+            // The rows of a batch together: 10 + 1,200,000.
+            ("SELECT repeat(s, n) FROM (VALUES ('x', 10), ('abcd', 300000)) t(s, n)", 1_200_010),
+            // Each row within the budget, the batch not: 3 × 400,000.
+            ("SELECT repeat(s, 400000) FROM (VALUES ('a'), ('b'), ('c')) t(s)", 1_200_000),
             // Each of the 80 bytes could start a `-`, made 30 bytes longer: 80 + 80 × 30.
             ("SELECT replace(repeat('a-', 40), '-', repeat('+', 31))", 2480),
             // An empty `from`: 11 places, 100 bytes each, plus the 10.
             ("SELECT replace('abcdefghij', '', repeat('.', 100))", 1110),
-            // 200 copies of an 8-byte integer.
-            ("SELECT array_repeat(CAST(1 AS BIGINT), 200)", 1600),
+            // 200 copies of an 8-byte integer, 16 bytes of indexes each.
+            ("SELECT array_repeat(CAST(1 AS BIGINT), 200)", 4800),
+            // A null costs its indexes too.
+            ("SELECT array_repeat(NULL, 100)", 1600),
+            // A bit, for each of 100,000 copies: 1 + 16 bytes.
+            ("SELECT array_repeat(v, 100000) FROM (VALUES (true)) t(v)", 1_700_000),
         ] {
             let err = run(sql).await.unwrap_err();
             let text = err.to_string();
             assert!(matches!(err.find_root(), DataFusionError::ResourcesExhausted(_)), "{sql}: {text}");
-            assert!(text.contains(&format!("would make {bytes} bytes,")), "{sql}: {text}");
+            assert!(text.contains(&format!("would make {bytes} bytes ")), "{sql}: {text}");
         }
     }
 }

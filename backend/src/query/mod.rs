@@ -209,9 +209,12 @@ fn session(state: &AppState) -> ApiResult<SessionContext> {
         .build_arc()
         .map_err(ApiError::internal)?;
     // Batches of 1,024 rows (as the Iceberg scan reads them): a constant
-    // that a projection copies into every row of a batch (a 100 KB literal,
-    // which the pool does not see) makes at most 1,024 copies at a time.
-    let config = SessionConfig::new().with_target_partitions(2).with_information_schema(false).with_batch_size(1024);
+    // that a projection copies into every row of a batch (which the pool
+    // does not see) makes at most 1,024 copies at a time; see `functions`.
+    let config = SessionConfig::new()
+        .with_target_partitions(2)
+        .with_information_schema(false)
+        .with_batch_size(functions::BATCH_ROWS);
     let ctx = SessionContext::new_with_config_rt(config, runtime);
     functions::register(&ctx, state.config.query.memory_limit_mb * 1024 * 1024);
     Ok(ctx)
@@ -397,7 +400,8 @@ pub fn json_rows(batches: &[RecordBatch], budget: usize, deadline: Instant) -> A
                         Value::String(text.text)
                     }
                 };
-                made += std::mem::size_of::<Value>() + if let Value::String(text) = &value { text.len() } else { 0 };
+                made +=
+                    std::mem::size_of::<Value>() + if let Value::String(text) = &value { json_len(text) } else { 0 };
                 row.push(value);
             }
             if made > budget {
@@ -410,6 +414,12 @@ pub fn json_rows(batches: &[RecordBatch], budget: usize, deadline: Instant) -> A
         }
     }
     Ok(rows)
+}
+
+/// The bytes `text` takes as a JSON string: a control character is
+/// written as `\u00XX`, a quote or backslash with a backslash.
+fn json_len(text: &str) -> usize {
+    text.len() + text.bytes().map(|b| if b < 0x20 { 5 } else { usize::from(b == b'"' || b == b'\\') }).sum::<usize>()
 }
 
 /// Text that refuses to grow past `left` bytes (then `left` is 0), or to be
@@ -472,7 +482,8 @@ mod tests {
         assert!(err.starts_with("the result as JSON needs more than"), "{err}");
 
         // Past the deadline, nothing more is written.
-        let err = message(json_rows(&[text], 10_000, Instant::now()).unwrap_err());
+        let past = Instant::now().checked_sub(Duration::from_secs(1)).unwrap();
+        let err = message(json_rows(&[text], 10_000, past).unwrap_err());
         assert_eq!(err, "writing the result out ran past the query's time limit");
     }
 }

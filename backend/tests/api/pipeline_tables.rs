@@ -131,6 +131,10 @@ async fn a_new_pipeline_on_a_left_table_must_fit_it(pool: PgPool) {
     // Deleting the pipeline leaves its table (and its rows) in the warehouse.
     assert_eq!(app.delete(&format!("/api/v1/pipelines/{pid}"), &t).await.status, StatusCode::NO_CONTENT);
     let audit_before = app.count("audit_log").await;
+    // As if the table came from another engine: no dead-letter table beside it.
+    let mut tx = icehouse_backend::db::begin_system(&app.pool).await.unwrap();
+    sqlx::query("DELETE FROM iceberg_tables WHERE table_name = 'orders_dead_letter'").execute(&mut *tx).await.unwrap();
+    tx.commit().await.unwrap();
 
     let mut other = pipeline_body("orders again", &cid, &did, "orders");
     other["mapping"]["columns"][0]["type"] = json!("string");
@@ -159,6 +163,7 @@ async fn a_new_pipeline_on_a_left_table_must_fit_it(pool: PgPool) {
         }])
     );
     assert_eq!(app.count("pipelines").await, 0, "nothing was created");
+    assert_eq!(app.count("iceberg_tables").await, 1, "not even a dead-letter table for the refused pipeline");
     assert_eq!(app.count("audit_log").await, audit_before);
 
     // The same schema, read from other paths: the table is reused.
@@ -167,6 +172,7 @@ async fn a_new_pipeline_on_a_left_table_must_fit_it(pool: PgPool) {
     let r = app.post("/api/v1/pipelines", &t, same).await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
     decoder_takes_stored_mapping(&app, &t, r.body["id"].as_str().unwrap()).await.unwrap();
+    assert_eq!(app.count("iceberg_tables").await, 2, "the accepted one has its dead-letter table");
 }
 
 /// Only the table the pipeline writes to counts: one of the same name in
@@ -181,4 +187,51 @@ async fn another_namespace_is_another_table(pool: PgPool) {
     other["mapping"]["columns"][0]["type"] = json!("string");
     let r = app.post("/api/v1/pipelines", &t, other).await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+}
+
+/// A pipeline whose row cannot be written after its tables were made (here
+/// a trigger refuses the second insert: the first is the dry run) leaves no
+/// tables behind: they are dropped again, files and all.
+#[sqlx::test(migrations = "../migrations")]
+async fn tables_made_for_a_pipeline_that_was_not_are_dropped(pool: PgPool) {
+    for statement in [
+        "CREATE SEQUENCE pipeline_inserts",
+        "GRANT USAGE ON SEQUENCE pipeline_inserts TO icehouse_tenant",
+        "CREATE FUNCTION refuse_every_second() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN IF nextval('pipeline_inserts') % 2 = 0 THEN RAISE EXCEPTION 'refused by the test'; END IF;
+         RETURN NEW; END $$",
+        "CREATE TRIGGER refuse_every_second BEFORE INSERT ON pipelines FOR EACH ROW EXECUTE FUNCTION refuse_every_second()",
+    ] {
+        sqlx::query(statement).execute(&pool).await.unwrap();
+    }
+    let app = spawn(pool).await;
+    let t = token(&app.signup("Acme", "ada@acme.test").await);
+    let c = app.post("/api/v1/connections", &t, connection_body("kafka")).await;
+    let d = app.post("/api/v1/destinations", &t, destination_body("lake")).await;
+    let (cid, did) = (c.body["id"].as_str().unwrap(), d.body["id"].as_str().unwrap());
+    let root = d.body["warehouse_uri"].as_str().unwrap().strip_prefix("file://").unwrap().to_string();
+
+    let r = app.post("/api/v1/pipelines", &t, pipeline_body("orders", cid, did, "orders")).await;
+    r.assert_problem(500, None);
+    assert_eq!(app.count("pipelines").await, 0);
+    assert_eq!(app.count("iceberg_tables").await, 0, "the tables made for it are gone");
+    let metadata_files = walk(std::path::Path::new(&root)).into_iter().filter(|p| p.ends_with(".metadata.json"));
+    assert_eq!(metadata_files.count(), 0, "and so are their metadata files");
+
+    // Without the trigger, the same request lands, with both tables.
+    sqlx::query("DROP TRIGGER refuse_every_second ON pipelines").execute(&app.pool).await.unwrap();
+    let r = app.post("/api/v1/pipelines", &t, pipeline_body("orders", cid, did, "orders")).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    assert_eq!(app.count("iceberg_tables").await, 2);
+}
+
+fn walk(dir: &std::path::Path) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
+    entries
+        .flatten()
+        .flat_map(|e| match e.file_type().is_ok_and(|t| t.is_dir()) {
+            true => walk(&e.path()),
+            false => vec![e.path().display().to_string()],
+        })
+        .collect()
 }

@@ -3,10 +3,12 @@
 //! `SqlCatalog` and Java's `JdbcCatalog` write them so those can open our
 //! tables straight from Postgres. The lookups and the pointer swap run on
 //! the caller's connection or transaction (the swap must share the
-//! transaction that checks the lease epoch and stores the offsets); no
-//! transaction is held while a metadata file is read or written, so a
-//! caller reads a pointer, ends its transaction, and then loads
-//! ([`load_at`]). [`create_table`] opens its own short transactions.
+//! transaction that checks the lease epoch and stores the offsets). The
+//! service's own paths hold no transaction while a metadata file is read or
+//! written: they read a pointer, end the transaction, then load
+//! ([`load_at`]); [`create_table`] and [`drop_untouched`] open their own
+//! short transactions. ([`load_table`] reads on the caller's connection,
+//! for tests and tools.)
 //!
 //! A lost pointer swap is an error of kind `Conflict`, not a `false`: a
 //! caller that forgets to look at the answer must not take a commit that
@@ -129,38 +131,18 @@ pub async fn create_table(
         .with_context(|| format!("table {ident}: writing the first metadata file {metadata_location_str}"))?;
     let metadata_location = metadata_location_str;
 
-    let mut tx = scope.begin().await.context("opening a transaction")?;
-    // PyIceberg marks a namespace without properties by this one row.
-    sqlx::query(
-        "INSERT INTO iceberg_namespace_properties (catalog_name, namespace, property_key, property_value)
-         VALUES ($1, $2, 'exists', 'true')
-         ON CONFLICT (catalog_name, namespace, property_key) DO NOTHING",
-    )
-    .bind(&wh.catalog_name)
-    .bind(namespace)
-    .execute(&mut *tx)
-    .await
-    .with_context(|| format!("creating namespace {namespace}"))?;
-    // A concurrent creator may have inserted since our check: its row wins
-    // (the insert waits for its transaction), ours becomes an orphan.
-    let inserted = sqlx::query(
-        "INSERT INTO iceberg_tables
-             (catalog_name, table_namespace, table_name, metadata_location, previous_metadata_location, iceberg_type)
-         VALUES ($1, $2, $3, $4, NULL, 'TABLE')
-         ON CONFLICT (catalog_name, table_namespace, table_name) DO NOTHING",
-    )
-    .bind(&wh.catalog_name)
-    .bind(namespace)
-    .bind(name)
-    .bind(&metadata_location)
-    .execute(&mut *tx)
-    .await
-    .with_context(|| format!("table {ident}: inserting its catalog row"))?
-    .rows_affected()
-        == 1;
-    let theirs = match inserted {
-        true => None,
-        false => Some(table_pointer(&mut tx, wh, namespace, name).await?),
+    // Until the commit is tried, a failure leaves the file ours to delete.
+    let registered = async {
+        let mut tx = scope.begin().await.context("opening a transaction")?;
+        let theirs = register(&mut tx, wh, namespace, name, &metadata_location).await?;
+        LakeResult::Ok((tx, theirs))
+    };
+    let (tx, theirs) = match registered.await {
+        Ok(done) => done,
+        Err(e) => {
+            let _ = wh.file_io.delete(&metadata_location).await;
+            return Err(e);
+        }
     };
     tx.commit().await.with_context(|| format!("table {ident}: committing its catalog row"))?;
     if let Some(theirs) = theirs {
@@ -173,6 +155,88 @@ pub async fn create_table(
     }
     tracing::info!(catalog = %wh.catalog_name, namespace, table = name, %metadata_location, "created iceberg table");
     Ok(LoadedTable { namespace: namespace.to_string(), name: name.to_string(), metadata_location, metadata })
+}
+
+/// The namespace and catalog rows of a new table whose first metadata file
+/// is written; `Some(pointer)` if another creator's row won (see
+/// [`create_table`]).
+async fn register(
+    tx: &mut PgConnection,
+    wh: &Warehouse,
+    namespace: &str,
+    name: &str,
+    metadata_location: &str,
+) -> LakeResult<Option<Option<String>>> {
+    let ident = format!("{namespace}.{name}");
+    // PyIceberg marks a namespace without properties by this one row.
+    sqlx::query(
+        "INSERT INTO iceberg_namespace_properties (catalog_name, namespace, property_key, property_value)
+         VALUES ($1, $2, 'exists', 'true')
+         ON CONFLICT (catalog_name, namespace, property_key) DO NOTHING",
+    )
+    .bind(&wh.catalog_name)
+    .bind(namespace)
+    .execute(&mut *tx)
+    .await
+    .with_context(|| format!("creating namespace {namespace}"))?;
+    // A concurrent creator may have inserted since our check: its row wins
+    // (the insert waits for its transaction), and our file is deleted.
+    let inserted = sqlx::query(
+        "INSERT INTO iceberg_tables
+             (catalog_name, table_namespace, table_name, metadata_location, previous_metadata_location, iceberg_type)
+         VALUES ($1, $2, $3, $4, NULL, 'TABLE')
+         ON CONFLICT (catalog_name, table_namespace, table_name) DO NOTHING",
+    )
+    .bind(&wh.catalog_name)
+    .bind(namespace)
+    .bind(name)
+    .bind(metadata_location)
+    .execute(&mut *tx)
+    .await
+    .with_context(|| format!("table {ident}: inserting its catalog row"))?
+    .rows_affected()
+        == 1;
+    Ok(match inserted {
+        true => None,
+        false => Some(table_pointer(tx, wh, namespace, name).await?),
+    })
+}
+
+/// Drops a table that was created for nothing (its pipeline was not
+/// written after all): its catalog row goes only while the pointer is still
+/// `metadata_location` (any commit moves it) and no pipeline writes to it
+/// (a concurrent creation of the same table may have won), then that file.
+/// Returns whether it was dropped.
+pub async fn drop_untouched(
+    scope: Scope<'_>,
+    wh: &Warehouse,
+    namespace: &str,
+    name: &str,
+    metadata_location: &str,
+) -> LakeResult<bool> {
+    let mut tx = scope.begin().await.context("opening a transaction")?;
+    let dropped = sqlx::query(
+        "DELETE FROM iceberg_tables t
+         WHERE catalog_name = $1 AND table_namespace = $2 AND table_name = $3 AND metadata_location = $4
+           AND NOT EXISTS (SELECT FROM pipelines p
+                           WHERE p.destination_id::text = t.catalog_name AND p.namespace = t.table_namespace
+                             AND t.table_name IN (p.table_name, p.table_name || '_dead_letter'))",
+    )
+    .bind(&wh.catalog_name)
+    .bind(namespace)
+    .bind(name)
+    .bind(metadata_location)
+    .execute(&mut *tx)
+    .await
+    .with_context(|| format!("table {namespace}.{name}: dropping its catalog row"))?
+    .rows_affected()
+        == 1;
+    tx.commit().await.with_context(|| format!("table {namespace}.{name}: committing its drop"))?;
+    if dropped {
+        let _ = wh.file_io.delete(metadata_location).await;
+        tracing::info!(catalog = %wh.catalog_name, namespace, table = name, "dropped a table created for nothing");
+    }
+    Ok(dropped)
 }
 
 /// The table's current metadata, or `None` if there is no such table. A

@@ -2,33 +2,40 @@
 //! tenant's to write, and the files of a table name other files (a manifest
 //! list its manifests, a manifest its data and delete files): every file
 //! I/O of a warehouse goes through [`Confined`], which refuses any path
-//! outside its root (the warehouse's, or one table's for a scan), and reads
-//! a file it is asked for whole (metadata, manifest lists, manifests) only
-//! up to [`MAX_WHOLE_READ_BYTES`], holding its size from a budget all such
-//! reads of the process share. Ranged reads (Parquet) are checked for their
-//! path only.
+//! outside its root (the warehouse's, or one table's for a scan). Every
+//! read, whole (metadata, manifest lists, manifests) or by range (Parquet,
+//! and manifests iceberg-rust reads through its encryption path), is at
+//! most [`MAX_WHOLE_READ_BYTES`], and is read in chunks of at most 8 MiB
+//! whose size is taken from a budget all reads of the process share before
+//! each chunk is fetched: a store that says a file is large and then sends
+//! it slowly holds only what it has sent.
 
 use std::error::Error as StdError;
 use std::fmt;
+use std::ops::Range;
 use std::sync::{Arc, LazyLock};
 
 use async_trait::async_trait;
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use futures::stream::{self, BoxStream, StreamExt};
 use iceberg::io::{FileMetadata, FileRead, FileWrite, InputFile, OutputFile, Storage, StorageConfig, StorageFactory};
 use iceberg::{Error, ErrorKind};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{Semaphore, SemaphorePermit};
 
-/// The most a file read whole may have. Metadata grows with every snapshot
-/// until snapshot expiry trims it, manifest lists with every manifest.
+/// The most a file read whole, or one range of a file, may have. Metadata
+/// grows with every snapshot until snapshot expiry trims it, manifest lists
+/// with every manifest.
 pub const MAX_WHOLE_READ_BYTES: u64 = 512 * 1024 * 1024;
 
-/// Whole reads in flight hold their size (in MiB) from this budget: twice
-/// the largest file, so large reads wait for each other instead of taking
-/// everyone's memory.
-static WHOLE_READ_BUDGET: LazyLock<Semaphore> =
-    LazyLock::new(|| Semaphore::new(2 * (MAX_WHOLE_READ_BYTES >> 20) as usize));
+/// Reads are fetched at most this much at a time.
+const CHUNK_BYTES: u64 = 8 * 1024 * 1024;
+
+/// MiB of reads in memory at once, over the process: twice the largest
+/// read. A read takes its share chunk by chunk, before each is fetched, and
+/// gives it back when its bytes are returned (a whole metadata file, when
+/// it is parsed).
+static READ_BUDGET: LazyLock<Semaphore> = LazyLock::new(|| Semaphore::new(2 * (MAX_WHOLE_READ_BYTES >> 20) as usize));
 
 /// Why a path or a file was refused: found in an error's chain, it makes the
 /// error `invalid_metadata` (see `LakeError`'s conversion).
@@ -47,12 +54,19 @@ fn refused(message: String) -> Error {
     Error::new(ErrorKind::DataInvalid, "refused by the warehouse's confinement").with_source(Refused(message))
 }
 
-/// Whether `path` lies under `root` (a URL without a trailing slash), with
-/// no `.` or `..` segment that a file system would resolve elsewhere.
+/// Whether `path` lies under `root` (a URL without a trailing slash) in
+/// plain segments: none empty, `.` or `..`, none with a control character
+/// or with spaces around it (a file system or an object store would read
+/// those as another path, or as the root itself).
 pub fn is_under(path: &str, root: &str) -> bool {
-    path.strip_prefix(root)
-        .and_then(|rest| rest.strip_prefix('/'))
-        .is_some_and(|rest| !rest.is_empty() && !rest.split('/').any(|s| s == "." || s == ".."))
+    let plain = |s: &str| !s.is_empty() && s != "." && s != ".." && s.trim() == s && !s.chars().any(char::is_control);
+    path.strip_prefix(root).and_then(|rest| rest.strip_prefix('/')).is_some_and(|rest| rest.split('/').all(plain))
+}
+
+tokio::task_local! {
+    /// Set while [`read_whole`] reads: the ranged reads it makes through a
+    /// confined reader are already within its share.
+    static WITHIN_SHARE: ();
 }
 
 /// Reads the whole file, if it has at most [`MAX_WHOLE_READ_BYTES`]
@@ -65,10 +79,69 @@ pub async fn read_whole(input: &InputFile) -> iceberg::Result<Result<(Bytes, Sem
     if size > MAX_WHOLE_READ_BYTES {
         return Ok(Err(size));
     }
-    let permit = WHOLE_READ_BUDGET.acquire_many((size >> 20) as u32 + 1).await.expect("the budget is never closed");
-    let bytes = input.reader().await?.read(0..size).await?;
-    // (The file may have grown between the two calls; the range holds.)
-    Ok(Ok((bytes, permit)))
+    let reader = input.reader().await?;
+    let (bytes, permit) = WITHIN_SHARE.scope((), read_range(reader.as_ref(), 0..size, true)).await?;
+    Ok(Ok((bytes, permit.expect("taken from the budget"))))
+}
+
+/// Reads `range` in chunks, taking each chunk's share of the budget before
+/// it is fetched (when `budget`).
+async fn read_range(
+    reader: &dyn FileRead,
+    range: Range<u64>,
+    budget: bool,
+) -> iceberg::Result<(Bytes, Option<SemaphorePermit<'static>>)> {
+    let mib = |bytes: u64| (bytes >> 20) as u32 + 1;
+    let range = range.start..range.end.max(range.start);
+    let mut permit: Option<SemaphorePermit<'static>> = None;
+    let mut bytes = BytesMut::new();
+    let mut at = range.start;
+    loop {
+        let end = at.saturating_add(CHUNK_BYTES).min(range.end);
+        if budget {
+            let (want, held) = (mib(end - range.start), permit.as_ref().map_or(0, |p| p.num_permits() as u32));
+            if want > held {
+                let more = READ_BUDGET.acquire_many(want - held).await.expect("the budget is never closed");
+                match &mut permit {
+                    Some(p) => p.merge(more),
+                    None => permit = Some(more),
+                }
+            }
+        }
+        let chunk = reader.read(at..end).await?;
+        if end == range.end && at == range.start {
+            // One chunk: no copy.
+            return Ok((chunk, permit));
+        }
+        bytes.extend_from_slice(&chunk);
+        if end == range.end {
+            return Ok((bytes.freeze(), permit));
+        }
+        at = end;
+    }
+}
+
+/// A ranged reader that refuses ranges over [`MAX_WHOLE_READ_BYTES`] and
+/// reads within the budget.
+struct CappedReader {
+    path: String,
+    inner: Box<dyn FileRead>,
+}
+
+#[async_trait]
+impl FileRead for CappedReader {
+    async fn read(&self, range: Range<u64>) -> iceberg::Result<Bytes> {
+        let len = range.end.saturating_sub(range.start);
+        if len > MAX_WHOLE_READ_BYTES {
+            return Err(refused(format!(
+                "{}: a read of {len} bytes at once, more than the {} MiB a read may have",
+                self.path,
+                MAX_WHOLE_READ_BYTES >> 20
+            )));
+        }
+        let budget = WITHIN_SHARE.try_with(|_| ()).is_err();
+        read_range(self.inner.as_ref(), range, budget).await.map(|(bytes, _permit)| bytes)
+    }
 }
 
 /// Builds [`Confined`] storage over what `inner` builds.
@@ -135,7 +208,7 @@ impl Storage for Confined {
 
     async fn reader(&self, path: &str) -> iceberg::Result<Box<dyn FileRead>> {
         self.check(path)?;
-        self.inner.reader(path).await
+        Ok(Box::new(CappedReader { path: path.to_string(), inner: self.inner.reader(path).await? }))
     }
 
     async fn write(&self, path: &str, bs: Bytes) -> iceberg::Result<()> {
@@ -211,6 +284,10 @@ mod tests {
             "s3://b/wh/ns/t-10/data/x.parquet",
             "s3://b/wh/ns/t-1/../t-2/data/x.parquet",
             "s3://b/wh/ns/t-1/./x",
+            "s3://b/wh/ns/t-1//",
+            "s3://b/wh/ns/t-1/ ",
+            "s3://b/wh/ns/t-1/data/ x.parquet",
+            "s3://b/wh/ns/t-1/data\n/x.parquet",
             "s3://other/wh/ns/t-1/data/x.parquet",
             "file:///etc/passwd",
         ] {
@@ -242,5 +319,29 @@ mod tests {
         let err = io.new_input(format!("{root}/big")).unwrap().read().await.unwrap_err();
         let why = err.source().and_then(|s| s.downcast_ref::<Refused>()).expect("refused");
         assert!(why.to_string().ends_with("more than the 512 MiB a file read whole may have"), "{why}");
+        // So is one range of it that large, as a Parquet footer could ask.
+        let reader = io.new_input(format!("{root}/big")).unwrap().reader().await.unwrap();
+        let err = reader.read(0..MAX_WHOLE_READ_BYTES + 1).await.unwrap_err();
+        let why = err.source().and_then(|s| s.downcast_ref::<Refused>()).expect("refused");
+        assert!(why.to_string().ends_with("more than the 512 MiB a read may have"), "{why}");
+        assert_eq!(reader.read(10..20).await.unwrap().len(), 10);
+    }
+
+    #[tokio::test]
+    async fn large_files_are_read_whole_in_chunks_within_the_budget() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = format!("file://{}", dir.path().display());
+        let content: Vec<u8> = (0..20 * 1024 * 1024 + 7).map(|i| (i % 251) as u8).collect();
+        std::fs::write(dir.path().join("f"), &content).unwrap();
+        let io = FileIOBuilder::new(Arc::new(ConfinedFactory::new(&root, Arc::new(LocalFsStorageFactory)))).build();
+        let input = io.new_input(format!("{root}/f")).unwrap();
+        // Through the confined reader (whose own reads are within this share).
+        let (bytes, permit) = read_whole(&input).await.unwrap().unwrap();
+        assert!(bytes == content, "the chunks make the file");
+        assert_eq!(permit.num_permits(), 21, "20 MiB and a bit: 21 MiB held while it is used");
+        drop(permit);
+        assert!(input.read().await.unwrap() == content);
+        let part = input.reader().await.unwrap().read(5..9 * 1024 * 1024).await.unwrap();
+        assert!(part[..] == content[5..9 * 1024 * 1024]);
     }
 }

@@ -54,8 +54,8 @@ use icehouse_api::destinations::WarehouseUri;
 use uuid::Uuid;
 
 pub use catalog::{
-    create_table, list_tables, load_at, load_table, partition_by, swap_pointer, table_pointer, table_pointers,
-    MAX_METADATA_BYTES,
+    create_table, drop_untouched, list_tables, load_at, load_table, partition_by, swap_pointer, table_pointer,
+    table_pointers, MAX_METADATA_BYTES,
 };
 pub use commit::{
     discard_prepared, finish_commit, has_commit, live_files, prepare_append, prepare_commit, CommitRequest, LiveFile,
