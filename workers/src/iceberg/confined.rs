@@ -5,10 +5,8 @@
 //! outside its root (the warehouse's, or one table's for a scan). Every
 //! read, whole (metadata, manifest lists, manifests) or by range (Parquet,
 //! and manifests iceberg-rust reads through its encryption path), is at
-//! most [`MAX_WHOLE_READ_BYTES`], and is read in chunks of at most 8 MiB
-//! whose size is taken from a budget all reads of the process share before
-//! each chunk is fetched: a store that says a file is large and then sends
-//! it slowly holds only what it has sent.
+//! most [`MAX_WHOLE_READ_BYTES`], takes its size from a budget all reads of
+//! the process share before it is fetched, and fails after two minutes.
 
 use std::error::Error as StdError;
 use std::fmt;
@@ -16,7 +14,7 @@ use std::ops::Range;
 use std::sync::{Arc, LazyLock};
 
 use async_trait::async_trait;
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use futures::stream::{self, BoxStream, StreamExt};
 use iceberg::io::{FileMetadata, FileRead, FileWrite, InputFile, OutputFile, Storage, StorageConfig, StorageFactory};
 use iceberg::{Error, ErrorKind};
@@ -28,13 +26,12 @@ use tokio::sync::{Semaphore, SemaphorePermit};
 /// with every manifest.
 pub const MAX_WHOLE_READ_BYTES: u64 = 512 * 1024 * 1024;
 
-/// Reads are fetched at most this much at a time.
-const CHUNK_BYTES: u64 = 8 * 1024 * 1024;
+/// The longest one read may take.
+const READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
 
 /// MiB of reads in memory at once, over the process: twice the largest
-/// read. A read takes its share chunk by chunk, before each is fetched, and
-/// gives it back when its bytes are returned (a whole metadata file, when
-/// it is parsed).
+/// read. A read takes its share before it is fetched and gives it back when
+/// its bytes are returned (a whole metadata file, when it is parsed).
 static READ_BUDGET: LazyLock<Semaphore> = LazyLock::new(|| Semaphore::new(2 * (MAX_WHOLE_READ_BYTES >> 20) as usize));
 
 /// Why a path or a file was refused: found in an error's chain, it makes the
@@ -84,40 +81,28 @@ pub async fn read_whole(input: &InputFile) -> iceberg::Result<Result<(Bytes, Sem
     Ok(Ok((bytes, permit.expect("taken from the budget"))))
 }
 
-/// Reads `range` in chunks, taking each chunk's share of the budget before
-/// it is fetched (when `budget`).
+/// Reads `range`, holding its share of the budget (when `budget`) while it
+/// is fetched. The share is taken whole before the read: a read that held
+/// part of its share while waiting for the rest could wait for ever on
+/// others doing the same. A read that takes longer than [`READ_TIMEOUT`]
+/// fails, so a store that reports a large file and sends it slowly holds
+/// its share that long at most.
 async fn read_range(
     reader: &dyn FileRead,
     range: Range<u64>,
     budget: bool,
 ) -> iceberg::Result<(Bytes, Option<SemaphorePermit<'static>>)> {
-    let mib = |bytes: u64| (bytes >> 20) as u32 + 1;
-    let range = range.start..range.end.max(range.start);
-    let mut permit: Option<SemaphorePermit<'static>> = None;
-    let mut bytes = BytesMut::new();
-    let mut at = range.start;
-    loop {
-        let end = at.saturating_add(CHUNK_BYTES).min(range.end);
-        if budget {
-            let (want, held) = (mib(end - range.start), permit.as_ref().map_or(0, |p| p.num_permits() as u32));
-            if want > held {
-                let more = READ_BUDGET.acquire_many(want - held).await.expect("the budget is never closed");
-                match &mut permit {
-                    Some(p) => p.merge(more),
-                    None => permit = Some(more),
-                }
-            }
-        }
-        let chunk = reader.read(at..end).await?;
-        if end == range.end && at == range.start {
-            // One chunk: no copy.
-            return Ok((chunk, permit));
-        }
-        bytes.extend_from_slice(&chunk);
-        if end == range.end {
-            return Ok((bytes.freeze(), permit));
-        }
-        at = end;
+    let len = range.end.saturating_sub(range.start);
+    let permit = match budget {
+        true => Some(READ_BUDGET.acquire_many((len >> 20) as u32 + 1).await.expect("the budget is never closed")),
+        false => None,
+    };
+    match tokio::time::timeout(READ_TIMEOUT, reader.read(range)).await {
+        Ok(read) => Ok((read?, permit)),
+        Err(_) => Err(Error::new(
+            ErrorKind::Unexpected,
+            format!("reading {len} bytes took longer than {} s", READ_TIMEOUT.as_secs()),
+        )),
     }
 }
 
@@ -328,7 +313,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn large_files_are_read_whole_in_chunks_within_the_budget() {
+    async fn large_files_are_read_whole_within_the_budget() {
         let dir = tempfile::tempdir().unwrap();
         let root = format!("file://{}", dir.path().display());
         let content: Vec<u8> = (0..20 * 1024 * 1024 + 7).map(|i| (i % 251) as u8).collect();
@@ -337,7 +322,7 @@ mod tests {
         let input = io.new_input(format!("{root}/f")).unwrap();
         // Through the confined reader (whose own reads are within this share).
         let (bytes, permit) = read_whole(&input).await.unwrap().unwrap();
-        assert!(bytes == content, "the chunks make the file");
+        assert!(bytes == content, "the file, whole");
         assert_eq!(permit.num_permits(), 21, "20 MiB and a bit: 21 MiB held while it is used");
         drop(permit);
         assert!(input.read().await.unwrap() == content);
